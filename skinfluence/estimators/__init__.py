@@ -1,0 +1,5 @@
+"""The public estimators."""
+
+from ._scorer import InfluenceScorer
+
+__all__ = ["InfluenceScorer"]

@@ -1,0 +1,496 @@
+"""InfluenceScorer: per-row influence of training rows as an estimator."""
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, is_classifier, is_regressor
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import ClassifierTags, RegressorTags
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .. import models
+from ..gradients import ParamLayout
+from ..methods import BaseInfluenceMethod, InfluenceContext, Query, get_method
+from ..methods._registry import METHODS
+from ..objectives import get_objective
+from ..utils._torch import make_generator, resolve_device, resolve_dtype, to_numpy
+
+__all__ = ["InfluenceScorer"]
+
+
+def _task_of(estimator):
+    """'classification', 'regression' or None (decide from y)."""
+    from sklearn.frozen import FrozenEstimator
+
+    if estimator is None:
+        return None
+    if isinstance(estimator, FrozenEstimator):
+        return _task_of(estimator.estimator)
+    try:
+        from skorch import NeuralNetClassifier, NeuralNetRegressor
+
+        if isinstance(estimator, NeuralNetClassifier):
+            return "classification"
+        if isinstance(estimator, NeuralNetRegressor):
+            return "regression"
+    except ImportError:  # pragma: no cover
+        pass
+    if is_classifier(estimator):
+        return "classification"
+    if is_regressor(estimator):
+        return "regression"
+    return None
+
+
+def _estimator_has(attr):
+    def check(self):
+        est = getattr(self, "estimator_", None)
+        if est is not None:
+            return hasattr(est, attr)
+        return (
+            self.estimator is None
+            or hasattr(self.estimator, attr)
+            or isinstance(self.estimator, torch.nn.Module)
+        )
+
+    return check
+
+
+class InfluenceScorer(BaseEstimator):
+    """Influence of every training row on predictions, as an estimator.
+
+    ``fit`` clones and fits ``estimator`` (an already-fitted one comes in as
+    :class:`sklearn.frozen.FrozenEstimator` and is used as is), turns it into
+    a differentiable torch view, and fits the influence ``method`` on the
+    training rows. Afterwards :meth:`influence` scores query rows against
+    every training row, with **positive = helpful**: removing a
+    positive-influence training row would raise the query's loss.
+
+    Parameters
+    ----------
+    estimator : estimator, torch.nn.Module or None, default=None
+        The differentiable model. Supported: skorch ``NeuralNetClassifier``/
+        ``NeuralNetRegressor`` (any module; fitted on *all* given rows, with
+        ``train_split=None`` on the clone), a bare ``torch.nn.Module``
+        (wrapped in a skorch net with cross-entropy or MSE), scikit-learn
+        ``LogisticRegression`` (L2), ``SGDClassifier(loss="log_loss")``,
+        ``LinearRegression``, ``Ridge``, ``MLPClassifier``, ``MLPRegressor``.
+        ``None`` is a small skorch MLP (one hidden layer of 64 units).
+    method : str or method object, default="tracin"
+        ``"tracin"`` (inner product at the fitted parameters),
+        ``"influence_function"``, or any name in ``skinfluence.METHODS``; or
+        a method object such as ``InfluenceFunction(damping=0.01)`` (its
+        settings are grid-searchable as ``method__damping``).
+    objective : str, objective object or callable, default="loss"
+        What the query gradient measures; ``"loss"`` is the query's loss.
+    parameters : "all", "last" or list of str, default="all"
+        Parameters the gradients are taken with respect to: all of them,
+        those of the last ``torch.nn.Linear`` layer, or names/prefixes.
+    top_k : int or None, default=None
+        If set, :meth:`transform` returns a sparse matrix keeping the
+        ``top_k`` training rows of largest absolute influence per query row.
+    device : str, default="auto"
+        ``"auto"`` uses CUDA when present, else the CPU.
+    dtype : {"float32", "float64"}, default="float32"
+        Precision of the gradient computations.
+    batch_size : int or None, default=None
+        Rows per chunk of per-row gradient work; ``None`` sizes chunks from a
+        memory budget.
+    n_jobs : int or None, default=None
+        Parallel jobs for methods that run independent work (e.g. chains).
+    random_state : int, RandomState or None, default=None
+        Seed of the method's randomness (global seeds are never touched).
+    verbose : int, default=0
+        Show progress bars on long loops when > 0.
+
+    Attributes
+    ----------
+    estimator_ : estimator
+        The fitted model.
+    method_ : method object
+        The fitted influence method.
+    self_influence_ : ndarray of shape (n_train,)
+        ``g_j^T P g_j`` of every training row; high values mark rows the
+        model finds surprising (the classic mislabeled-row signal).
+    classes_ : ndarray
+        Class labels (classifiers).
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Defined when ``X`` has feature names.
+
+    See Also
+    --------
+    NoisyLabelFilter : drops rows flagged by influence-based noise scores.
+    InfluentialSubsetSelector : keeps the rows that help a validation objective.
+
+    Notes
+    -----
+    TracIn scores are inner products, not on the leave-one-out scale;
+    influence-function scores approximate ``loss_q(theta without j) -
+    loss_q(theta)``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.preprocessing import scale
+    >>> from skinfluence import InfluenceScorer
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> X = scale(X)
+    >>> scorer = InfluenceScorer(LogisticRegression(), method="influence_function")
+    >>> scorer = scorer.fit(X[:400], y[:400])
+    >>> scores = scorer.influence(X[400:405], y[400:405])
+    >>> scores.shape
+    (5, 400)
+    >>> scorer.self_influence_.shape
+    (400,)
+    """
+
+    _parameter_constraints = {
+        "estimator": [None, object],
+        "method": [StrOptions(set(METHODS)), BaseInfluenceMethod],
+        "objective": [str, object, callable],
+        "parameters": [StrOptions({"all", "last"}), list, tuple],
+        "top_k": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "device": [str, torch.device],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_jobs": [numbers.Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        method="tracin",
+        objective="loss",
+        parameters="all",
+        top_k=None,
+        device="auto",
+        dtype="float32",
+        batch_size=None,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.method = method
+        self.objective = objective
+        self.parameters = parameters
+        self.top_k = top_k
+        self.device = device
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ tags
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        task = (
+            _task_of(self.estimator) if self.estimator is not None else "classification"
+        )
+        if task == "regression":
+            tags.estimator_type = "regressor"
+            tags.regressor_tags = RegressorTags()
+        elif task == "classification":
+            tags.estimator_type = "classifier"
+            tags.classifier_tags = ClassifierTags(multi_label=False)
+        tags.input_tags.allow_nan = False
+        tags.target_tags.required = True
+        return tags
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, X, y, **fit_params):
+        """Fit the estimator and the influence method on ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        **fit_params : dict
+            Passed to the estimator's ``fit``.
+
+        Returns
+        -------
+        self : InfluenceScorer
+        """
+        self._validate_params()
+        task = _task_of(self.estimator)
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=True,
+            dtype=[np.float64, np.float32],
+            multi_output=True,
+            y_numeric=task == "regression",
+        )
+        if task is None:
+            kind = type_of_target(y)
+            task = (
+                "regression"
+                if kind in ("continuous", "continuous-multioutput")
+                else "classification"
+            )
+        self._task = task
+        # Fail early on an unavailable device or a bad dtype.
+        resolve_device(self.device)
+        resolve_dtype(self.dtype)
+
+        if task == "classification":
+            check_classification_targets(y)
+            if y.ndim != 1:
+                raise ValueError(
+                    f"y must be 1-D for classification; got shape {y.shape}."
+                )
+            encoder = LabelEncoder().fit(y)
+            if len(encoder.classes_) < 2:
+                raise ValueError(
+                    f"y has a single class ({encoder.classes_[0]!r}); influence needs "
+                    "at least two classes. Pass data with both classes."
+                )
+            y_enc = encoder.transform(y)
+            n_outputs = len(encoder.classes_)
+        else:
+            y_enc = np.asarray(y, dtype=np.float64)
+            n_outputs = 1 if y.ndim == 1 else y.shape[1]
+
+        est, kind = models.prepare(self.estimator, task, X.shape[1], n_outputs)
+        if kind == "skorch":
+            X_fit = X.astype(np.float32)
+            if task == "classification":
+                y_fit = y_enc.astype(np.int64)
+            else:
+                y_fit = y_enc.astype(np.float32).reshape(len(y_enc), -1)
+            est.fit(X_fit, y_fit, **fit_params)
+        else:
+            est.fit(X, y, **fit_params)
+        self.estimator_ = est
+
+        if task == "classification":
+            inner = models.unwrap(est)
+            est_classes = getattr(inner, "classes_", None)
+            if kind == "skorch" or est_classes is None:
+                self.classes_ = encoder.classes_
+                self._skorch_labels = kind == "skorch"
+            else:
+                self.classes_ = np.asarray(est_classes)
+                self._skorch_labels = False
+                y_enc = self._encode_labels(y)
+        self._X_train = np.asarray(X)
+        self._y_train = y_enc
+        self._kind = kind
+        self._ctx = None
+        ctx = self._context()
+        self.method_ = get_method(self.method)
+        self.method_.fit(ctx)
+        self.self_influence_ = to_numpy(self.method_.self_influence(ctx))
+        return self
+
+    def _encode_labels(self, y):
+        y = np.asarray(y)
+        pos = np.searchsorted(self.classes_, y)
+        pos = np.clip(pos, 0, len(self.classes_) - 1)
+        bad = self.classes_[pos] != y
+        if np.any(bad):
+            raise ValueError(
+                f"y contains labels {np.unique(y[bad])[:5].tolist()} unseen in fit; "
+                f"known classes are {self.classes_.tolist()}."
+            )
+        return pos
+
+    def _context(self):
+        ctx = getattr(self, "_ctx", None)
+        if ctx is not None:
+            return ctx
+        device = resolve_device(self.device)
+        dtype = resolve_dtype(self.dtype)
+        view = models.adapt(self.estimator_, len(self._X_train), device, dtype)
+        Xt = torch.tensor(self._X_train, dtype=dtype, device=device)
+        Tt = view.encode_target(self._y_train)
+        layout = ParamLayout(view, view.select(self.parameters), Xt[:2])
+        self._ctx = InfluenceContext(
+            view=view,
+            layout=layout,
+            X=Xt,
+            T=Tt,
+            batch_size=self.batch_size,
+            verbose=self.verbose,
+            generator=make_generator(self.random_state),
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+        )
+        return self._ctx
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_ctx"] = None
+        return state
+
+    # ------------------------------------------------------------- queries
+    def _check_query(self, X, y):
+        check_is_fitted(self, "method_")
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        ctx = self._context()
+        Xt = torch.tensor(np.asarray(X), dtype=ctx.view.dtype, device=ctx.view.device)
+        if y is None:
+            with torch.no_grad():
+                out = ctx.view.forward(Xt)
+            if self._task == "classification":
+                if out.dim() == 1 or out.shape[1] == 1:
+                    T = (out.reshape(-1) > 0).long()
+                else:
+                    T = out.argmax(1)
+            else:
+                T = out.reshape(out.shape[0], -1).detach()
+                T = ctx.view.encode_target(T.cpu().numpy())
+            return ctx, Xt, T
+        y = np.asarray(y)
+        if len(y) != len(X):
+            raise ValueError(
+                f"y has {len(y)} rows but X has {len(X)}; pass one label per query row."
+            )
+        if self._task == "classification":
+            T = ctx.view.encode_target(self._encode_labels(y))
+        else:
+            y = np.asarray(y, dtype=np.float64)
+            if not np.all(np.isfinite(y)):
+                raise ValueError("y contains NaN or infinity; pass finite targets.")
+            T = ctx.view.encode_target(y)
+        return ctx, Xt, T
+
+    def influence(self, X, y=None, *, aggregate=False, **objective_params):
+        """Influence of every training row on the objective at ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_query, n_features)
+        y : array-like of shape (n_query,), default=None
+            Query labels; ``None`` uses the model's predicted labels.
+        aggregate : bool, default=False
+            Sum over the query rows (one vector, O(n_train) work per method
+            pass) instead of one row per query.
+        **objective_params : dict
+            Passed to the objective (e.g. ``sensitive_features``).
+
+        Returns
+        -------
+        influence : ndarray of shape (n_query, n_train), or (n_train,)
+            Positive = helpful: removing the training row would raise the
+            query's measured loss. Set-level objectives and ``aggregate=True``
+            give shape (n_train,).
+        """
+        ctx, Xt, T = self._check_query(X, y)
+        objective = get_objective(self.objective)
+        query = objective.make_query(ctx.view, Xt, T, **objective_params)
+        if aggregate or not objective.per_row:
+            query.aggregate = True
+            return to_numpy(self.method_.influence(ctx, query))[0]
+        blocks = []
+        step = max(ctx.chunk, 1024)
+        for start in range(0, Xt.shape[0], step):
+            sl = slice(start, min(Xt.shape[0], start + step))
+            sub = Query(
+                query.X[sl],
+                query.T[sl],
+                measure=query.measure,
+                weights=None if query.weights is None else query.weights[sl],
+                transform=query.transform,
+            )
+            blocks.append(to_numpy(self.method_.influence(ctx, sub)))
+        return np.concatenate(blocks, axis=0)
+
+    def self_influence(self, X=None, y=None):
+        """Self-influence ``g^T P g`` of rows (default: the training rows).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features), default=None
+            Rows to score; ``None`` returns ``self_influence_``.
+        y : array-like of shape (n_rows,), default=None
+            Their labels; ``None`` uses the model's predictions.
+
+        Returns
+        -------
+        self_influence : ndarray of shape (n_rows,)
+        """
+        check_is_fitted(self, "method_")
+        if X is None:
+            if y is not None:
+                raise ValueError("y was given without X; pass both or neither.")
+            return self.self_influence_.copy()
+        ctx, Xt, T = self._check_query(X, y)
+        return to_numpy(self.method_.self_influence(ctx, Xt, T))
+
+    def transform(self, X):
+        """Influence of X's rows (at predicted labels) on every training row.
+
+        Returns
+        -------
+        Xt : ndarray of shape (n_rows, n_train) or sparse matrix
+            Dense, or CSR keeping the ``top_k`` largest absolute values per
+            row when ``top_k`` is set.
+        """
+        scores = self.influence(X)
+        if self.top_k is None:
+            return scores
+        k = min(self.top_k, scores.shape[1])
+        idx = np.argpartition(-np.abs(scores), k - 1, axis=1)[:, :k]
+        rows = np.repeat(np.arange(scores.shape[0]), k)
+        vals = np.take_along_axis(scores, idx, axis=1).ravel()
+        return sp.csr_matrix((vals, (rows, idx.ravel())), shape=scores.shape)
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """Fit, then return the influence of X's rows on the training rows."""
+        if y is None:
+            raise ValueError("fit_transform needs y: influence is defined by a loss.")
+        return self.fit(X, y, **fit_params).transform(X)
+
+    # ----------------------------------------------------------- delegation
+    @available_if(_estimator_has("predict"))
+    def predict(self, X):
+        """Predictions of ``estimator_``."""
+        check_is_fitted(self, "estimator_")
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        if self._kind == "skorch":
+            pred = self.estimator_.predict(X.astype(np.float32))
+            if self._task == "classification":
+                return self.classes_[np.asarray(pred).astype(int)]
+            pred = np.asarray(pred)
+            if self._y_train.ndim == 1 and pred.ndim == 2 and pred.shape[1] == 1:
+                pred = pred[:, 0]
+            return pred
+        return self.estimator_.predict(X)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities of ``estimator_``."""
+        check_is_fitted(self, "estimator_")
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        if self._kind == "skorch":
+            return self.estimator_.predict_proba(X.astype(np.float32))
+        return self.estimator_.predict_proba(X)
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X):
+        """Decision function of ``estimator_``."""
+        check_is_fitted(self, "estimator_")
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return self.estimator_.decision_function(X)
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy (classifiers) or R^2 (regressors) of ``estimator_``."""
+        pred = self.predict(X)
+        if self._task == "classification":
+            return accuracy_score(y, pred, sample_weight=sample_weight)
+        return r2_score(y, pred, sample_weight=sample_weight)

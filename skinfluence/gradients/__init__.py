@@ -1,0 +1,17 @@
+"""Per-row gradients (factorised for Linear layers), Hessian products."""
+
+from ._engine import default_chunk, iter_row_gradients, row_gradients, total_gradient
+from ._hessian import HessianProblem
+from ._layout import LinearGroup, ParamLayout
+from ._rowgrads import RowGrads
+
+__all__ = [
+    "HessianProblem",
+    "LinearGroup",
+    "ParamLayout",
+    "RowGrads",
+    "default_chunk",
+    "iter_row_gradients",
+    "row_gradients",
+    "total_gradient",
+]

@@ -1,0 +1,222 @@
+"""Shared machinery of the influence methods.
+
+Every method computes ``influence(q, j) = g_q^T P g_j`` (DESIGN §1). A method
+is a small :class:`~sklearn.base.BaseEstimator` holding its settings; its
+``fit`` builds ``P`` and caches what later queries reuse. Methods see the
+model only through an :class:`InfluenceContext`.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+from sklearn.base import BaseEstimator
+from tqdm.auto import tqdm
+
+from ..gradients import RowGrads, iter_row_gradients, row_gradients, total_gradient
+from ..gradients._engine import default_chunk
+
+__all__ = ["BaseInfluenceMethod", "InfluenceContext", "Query"]
+
+# Training gradients are cached when they take at most this many bytes;
+# larger ones are recomputed chunk by chunk for every query block.
+CACHE_BUDGET = 2 * 2**30
+
+
+@dataclass
+class Query:
+    """What the query gradient measures.
+
+    ``measure(output, target) -> (m,)`` per row (defaults to the training
+    loss); ``weights`` multiply it per row; ``aggregate=True`` sums the
+    weighted measurement over all rows into a single query vector.
+    """
+
+    X: torch.Tensor
+    T: torch.Tensor
+    measure: object = None
+    weights: torch.Tensor = None
+    aggregate: bool = False
+    transform: object = None  # optional ``transform(view, params, X, T) -> X'``
+
+
+@dataclass
+class InfluenceContext:
+    """Everything a method needs: the model view, the parameter layout and
+    the training data (as tensors on the working device)."""
+
+    view: object
+    layout: object
+    X: torch.Tensor
+    T: torch.Tensor
+    batch_size: int = None
+    verbose: int = 0
+    generator: torch.Generator = None
+    n_jobs: int = None
+    random_state: object = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_train(self):
+        return self.X.shape[0]
+
+    @property
+    def chunk(self):
+        return default_chunk(self.layout, self.view.dtype, self.batch_size)
+
+    def progress(self, total, desc):
+        return tqdm(total=total, desc=desc, disable=not self.verbose, leave=False)
+
+    def train_chunks(self, params=None, desc="training gradients"):
+        """Yield ``(slice, RowGrads)`` of training-loss gradients."""
+        with self.progress(self.n_train, desc) as bar:
+            yield from iter_row_gradients(
+                self.view,
+                self.layout,
+                self.X,
+                self.T,
+                chunk=self.chunk,
+                progress=bar,
+                params=params,
+            )
+
+    def train_grads(self, params=None):
+        return RowGrads.cat(g for _, g in self.train_chunks(params))
+
+    def query_grads(self, query, params=None):
+        """Query gradients: (m rows) or, with ``aggregate``, one flat row."""
+        X = query.X
+        if query.transform is not None:
+            X = query.transform(self.view, params, X, query.T)
+        if query.aggregate:
+            g = total_gradient(
+                self.view,
+                self.layout,
+                X,
+                query.T,
+                params=params,
+                measure=query.measure,
+                weights=query.weights,
+                chunk=self.chunk,
+            )
+            return RowGrads.from_flat(self.layout, g.unsqueeze(0))
+        parts = []
+        for start in range(0, X.shape[0], self.chunk):
+            sl = slice(start, min(X.shape[0], start + self.chunk))
+            w = None if query.weights is None else query.weights[sl]
+            parts.append(
+                row_gradients(
+                    self.view,
+                    self.layout,
+                    X[sl],
+                    query.T[sl],
+                    params=params,
+                    measure=query.measure,
+                    weights=w,
+                )
+            )
+        return RowGrads.cat(parts)
+
+
+class BaseInfluenceMethod(BaseEstimator):
+    """Base class: influence as a sum over parameter settings ``c`` with
+    weights ``w_c`` (one setting, weight 1, for most methods) of
+    ``scale * (P g_q(c)) . g_j(c)``.
+
+    Subclasses set ``_scale(ctx)``, ``_param_sets(ctx)`` and
+    ``_precondition(ctx, Q, c)``, and may override ``_self_block``.
+    """
+
+    def fit(self, ctx):
+        """Build the preconditioner and caches from the training data."""
+        self.n_train_ = ctx.n_train
+        self.param_sets_ = self._param_sets(ctx)
+        self._train_cache = {}
+        for c, (params, _) in enumerate(self.param_sets_):
+            self._prepare(ctx, c, params)
+        return self
+
+    # -- hooks -------------------------------------------------------------
+    def _param_sets(self, ctx):
+        return [(None, 1.0)]
+
+    def _prepare(self, ctx, c, params):
+        """Per-setting preparation; default caches training gradients."""
+        self._maybe_cache(ctx, c, params)
+
+    def _scale(self, ctx):
+        return 1.0
+
+    def _precondition(self, ctx, Q, c):
+        return Q
+
+    def _self_block(self, ctx, G, c):
+        """``g_j^T P g_j`` for a block of gradients (identity ``P`` here)."""
+        return G.sq_norms()
+
+    # -- caching -----------------------------------------------------------
+    def _maybe_cache(self, ctx, c, params):
+        est = (
+            ctx.n_train
+            * (ctx.layout.p_dense + sum(g.cols + g.out for g in ctx.layout.groups))
+            * ctx.view.params[ctx.layout.names[0]].element_size()
+        )
+        if est <= CACHE_BUDGET:
+            self._train_cache[c] = ctx.train_grads(params)
+
+    def _train_chunks(self, ctx, c):
+        params = self.param_sets_[c][0]
+        cached = self._train_cache.get(c)
+        if cached is not None:
+            step = max(ctx.chunk, 4096)
+            for start in range(0, cached.n, step):
+                sl = slice(start, min(cached.n, start + step))
+                yield sl, cached.rows(sl).to(device=ctx.view.device)
+        else:
+            yield from ctx.train_chunks(params)
+
+    # -- public computations -----------------------------------------------
+    def influence(self, ctx, query):
+        """(m, n_train) influence of every training row on every query row
+        (one row when the query aggregates)."""
+        out = None
+        for c, (_, weight) in enumerate(self.param_sets_):
+            Q = ctx.query_grads(query, self._query_params(ctx, c))
+            PQ = self._precondition(ctx, Q, c)
+            block = torch.empty(
+                PQ.n, ctx.n_train, dtype=ctx.view.dtype, device=ctx.view.device
+            )
+            for sl, G in self._train_chunks(ctx, c):
+                block[:, sl] = PQ.dot(G)
+            block *= weight
+            out = block if out is None else out + block
+        return out * self._scale(ctx)
+
+    def self_influence(self, ctx, X=None, T=None):
+        """``g_j^T P g_j`` for the training rows (or the given rows)."""
+        total = None
+        for c, (_, weight) in enumerate(self.param_sets_):
+            vals = []
+            if X is None:
+                for _, G in self._train_chunks(ctx, c):
+                    vals.append(self._self_block(ctx, G, c))
+            else:
+                q = ctx.query_grads(Query(X, T), self._query_params(ctx, c))
+                for start in range(0, q.n, ctx.chunk):
+                    vals.append(
+                        self._self_block(
+                            ctx, q.rows(slice(start, start + ctx.chunk)), c
+                        )
+                    )
+            v = torch.cat(vals) * weight
+            total = v if total is None else total + v
+        return total * self._scale(ctx)
+
+    def _query_params(self, ctx, c):
+        return self.param_sets_[c][0]
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        cache = state.get("_train_cache")
+        if cache:
+            state["_train_cache"] = {k: v.to("cpu") for k, v in cache.items()}
+        return state

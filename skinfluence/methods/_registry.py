@@ -1,0 +1,35 @@
+"""Method lookup by name."""
+
+from sklearn.base import clone
+
+from ._base import BaseInfluenceMethod
+from ._influence_function import InfluenceFunction
+from ._tracin import TracIn
+
+METHODS = {
+    "tracin": TracIn,
+    "influence_function": InfluenceFunction,
+}
+
+
+def register_method(name, cls):
+    """Make ``cls`` selectable as ``method=name``."""
+    METHODS[name] = cls
+
+
+def get_method(method):
+    """A fresh (unfitted) method object from a name or a method object."""
+    if isinstance(method, str):
+        try:
+            return METHODS[method]()
+        except KeyError:
+            raise ValueError(
+                f"method={method!r} is not a known method; choose one of "
+                f"{sorted(METHODS)} or pass a method object."
+            ) from None
+    if isinstance(method, BaseInfluenceMethod):
+        return clone(method)
+    raise TypeError(
+        f"method must be a string among {sorted(METHODS)} or a method object "
+        f"(e.g. skinfluence.TracIn()); got {type(method).__name__}."
+    )

@@ -1,0 +1,58 @@
+"""Exact inverse-Hessian products by Cholesky factorisation."""
+
+import torch
+from sklearn.base import BaseEstimator
+
+from ...exceptions import SingularHessianError
+
+__all__ = ["ExactSolver"]
+
+
+class ExactSolver(BaseEstimator):
+    """Form the mean Hessian, add damping, factorise it in float64.
+
+    Memory grows as ``p^2``: fit for models of up to a few thousand
+    parameters (all weights of a linear model, the last layer of a net).
+
+    Attributes
+    ----------
+    damping_ : float
+    eigenvalues_ : ndarray
+        Eigenvalues of the undamped Hessian (ascending).
+    """
+
+    def __init__(self, max_params=8000):
+        self.max_params = max_params
+
+    def fit(self, problem, damping, ctx=None):
+        from .._influence_function import resolve_damping
+
+        if problem.p > self.max_params:
+            raise ValueError(
+                f"solver='exact' would form a {problem.p}x{problem.p} Hessian, above "
+                f"max_params={self.max_params}. Use solver='cg' or 'arnoldi', or "
+                "parameters='last'."
+            )
+        H = problem.hessian().to(torch.float64)
+        self.damping_ = resolve_damping(problem, damping, H=H)
+        evals = torch.linalg.eigvalsh(H)
+        self.eigenvalues_ = evals.cpu().numpy()
+        Hd = H + self.damping_ * torch.eye(problem.p, dtype=H.dtype, device=H.device)
+        L, info = torch.linalg.cholesky_ex(Hd)
+        lo, hi = float(evals[0]) + self.damping_, float(evals[-1]) + self.damping_
+        if int(info) != 0 or lo <= 1e-12 * max(abs(hi), 1.0):
+            raise SingularHessianError(
+                f"The damped Hessian (H + damping*I with damping={self.damping_:g}) is "
+                f"singular or not positive definite: its smallest eigenvalue is "
+                f"{lo:.3g}. Add damping: set damping above {max(-float(evals[0]), 0):.3g} "
+                "(e.g. InfluenceFunction(damping=...), or method__damping in a grid)."
+            )
+        self._L = L
+        self._dtype = problem.dtype
+        return self
+
+    def solve(self, V):
+        """``(H + damping I)^{-1} V^T`` row-wise for V (m, p)."""
+        L = self._L
+        out = torch.cholesky_solve(V.T.to(device=L.device, dtype=L.dtype), L).T
+        return out.to(device=V.device, dtype=V.dtype)

@@ -1,0 +1,1 @@
+"""Shared helpers: validation, torch devices and dtypes, parallelism."""
