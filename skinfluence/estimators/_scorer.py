@@ -19,7 +19,13 @@ from ..gradients import ParamLayout
 from ..methods import BaseInfluenceMethod, InfluenceContext, Query, get_method
 from ..methods._registry import METHODS
 from ..objectives import get_objective
-from ..utils._torch import make_generator, resolve_device, resolve_dtype, to_numpy
+from ..utils._torch import (
+    make_generator,
+    resolve_device,
+    resolve_dtype,
+    seeded_torch,
+    to_numpy,
+)
 
 __all__ = ["InfluenceScorer"]
 
@@ -272,7 +278,8 @@ class InfluenceScorer(BaseEstimator):
                 y_fit = y_enc.astype(np.int64)
             else:
                 y_fit = y_enc.astype(np.float32).reshape(len(y_enc), -1)
-            est.fit(X_fit, y_fit, **fit_params)
+            with seeded_torch(self.random_state):
+                est.fit(X_fit, y_fit, **fit_params)
         else:
             est.fit(X, y, **fit_params)
         self.estimator_ = est

@@ -1,5 +1,7 @@
 """Torch helpers: devices, dtypes, conversion and memory budgets."""
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -86,3 +88,22 @@ def make_generator(random_state, device="cpu"):
     gen = torch.Generator(device=device)
     gen.manual_seed(int(rng.randint(0, 2**31 - 1)))
     return gen
+
+
+@contextlib.contextmanager
+def seeded_torch(random_state):
+    """Run a block (e.g. a skorch net's ``fit``, which draws from torch's
+    global generator) with torch's RNG seeded from ``random_state``, then
+    restore the caller's RNG state. ``None`` leaves the RNG untouched."""
+    if random_state is None:
+        yield
+        return
+    from sklearn.utils import check_random_state
+
+    seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
+    devices = (
+        list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    )
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
