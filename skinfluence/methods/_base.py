@@ -37,6 +37,9 @@ class Query:
     weights: torch.Tensor = None
     aggregate: bool = False
     transform: object = None  # optional ``transform(view, params, X, T) -> X'``
+    # Rows per pass of an aggregated gradient; a set-level measurement that
+    # does not decompose over rows sets it to the number of rows.
+    chunk: int = None
 
 
 @dataclass
@@ -96,7 +99,7 @@ class InfluenceContext:
                 params=params,
                 measure=query.measure,
                 weights=query.weights,
-                chunk=self.chunk,
+                chunk=query.chunk or self.chunk,
             )
             return RowGrads.from_flat(self.layout, g.unsqueeze(0))
         parts = []
