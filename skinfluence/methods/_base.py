@@ -15,11 +15,20 @@ from tqdm.auto import tqdm
 from ..gradients import RowGrads, iter_row_gradients, row_gradients, total_gradient
 from ..gradients._engine import default_chunk
 
-__all__ = ["BaseInfluenceMethod", "InfluenceContext", "Query"]
+__all__ = ["BaseInfluenceMethod", "InfluenceContext", "Query", "train_cache_bytes"]
 
 # Training gradients are cached when they take at most this many bytes;
 # larger ones are recomputed chunk by chunk for every query block.
 CACHE_BUDGET = 2 * 2**30
+
+
+def train_cache_bytes(ctx):
+    """Bytes the cached (factorised) training gradients of one setting take."""
+    return (
+        ctx.n_train
+        * (ctx.layout.p_dense + sum(g.cols + g.out for g in ctx.layout.groups))
+        * ctx.view.params[ctx.layout.names[0]].element_size()
+    )
 
 
 @dataclass
