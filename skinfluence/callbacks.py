@@ -104,7 +104,8 @@ class Checkpoints(Callback):
     ...     max_epochs=4, train_split=None, verbose=0,
     ...     callbacks=[("checkpoints", Checkpoints(every=2))],
     ... ).fit(X, y)
-    >>> [c["epoch"] for c in net.callbacks_[-1][1].checkpoints_]
+    >>> recorder = dict(net.callbacks_)["checkpoints"]
+    >>> [c["epoch"] for c in recorder.checkpoints_]
     [2, 4]
     """
 
