@@ -65,8 +65,8 @@ class Checkpoints(Callback):
 
     A skorch callback for :class:`~skinfluence.TracInCP` (and
     ``IPEnsemble(kind="checkpoints")``): at the end of every ``every``-th
-    epoch it stores the module's parameters and the learning rate of the
-    optimizer's first parameter group. ``InfluenceScorer`` adds it to its
+    epoch it stores the module's parameters and the learning rate the
+    optimizer's first parameter group used during that epoch. ``InfluenceScorer`` adds it to its
     copy of a skorch net by itself when the method needs checkpoints; a net
     trained by hand with this callback can be passed as a
     ``FrozenEstimator``.
@@ -129,13 +129,21 @@ class Checkpoints(Callback):
                 "(None keeps the snapshots in memory)."
             )
         self.checkpoints_ = []
+        self.epoch_lr_ = None
         return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        # The rate the epoch's steps use: schedulers may change it at the
+        # epoch's end, before this callback runs.
+        self.epoch_lr_ = float(net.optimizer_.param_groups[0]["lr"])
 
     def on_epoch_end(self, net, **kwargs):
         epoch = len(net.history)
         if epoch % self.every:
             return
-        lr = float(net.optimizer_.param_groups[0]["lr"])
+        lr = getattr(self, "epoch_lr_", None)
+        if lr is None:
+            lr = float(net.optimizer_.param_groups[0]["lr"])
         params = {
             name: p.detach().to("cpu", copy=True)
             for name, p in net.module_.named_parameters()
