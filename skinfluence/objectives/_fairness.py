@@ -58,7 +58,7 @@ def check_sensitive_features(sensitive_features, n_rows, objective):
         ) from exc
     if len(groups) < 2:
         raise ValueError(
-            f"sensitive_features has a single group ({groups[0]!r}); a fairness gap "
+            f"sensitive_features has a single group ({groups[0].tolist()!r}); a fairness gap "
             "needs at least two groups."
         )
     return groups, codes.reshape(-1)
@@ -264,7 +264,7 @@ class EqualOpportunity(_GroupGap):
             mask = (codes == g) & positive
             if not mask.any():
                 raise ValueError(
-                    f"objective='equal_opportunity': group {groups[g]!r} of "
+                    f"objective='equal_opportunity': group {groups[g].tolist()!r} of "
                     "sensitive_features has no positive rows among the query rows, "
                     "so its loss on positives is undefined. Pass query rows with "
                     "positives in every group."

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from skorch import NeuralNetClassifier
-from skorch.callbacks import LRScheduler
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
+from skorch import NeuralNetClassifier
+from skorch.callbacks import LRScheduler
 from torch.func import functional_call
 
 from skinfluence import Checkpoints, InfluenceScorer, TracInCP
