@@ -50,6 +50,13 @@ def _entries(checkpoints, ctx):
         ]
     entries = []
     for i, item in enumerate(checkpoints):
+        if (
+            isinstance(item, dict)
+            and "lr" in item
+            and ("params" in item or "path" in item)
+        ):
+            # An entry of a Checkpoints callback's ``checkpoints_``.
+            item = (item.get("params", item.get("path")), item["lr"])
         if not (isinstance(item, tuple | list) and len(item) == 2):
             raise ValueError(
                 f"checkpoints[{i}] is {item!r}; each entry must be a pair "
@@ -107,11 +114,11 @@ class TracInCP(BaseInfluenceMethod):
 
     Parameters
     ----------
-    checkpoints : None, Checkpoints or list of (params, lr), default=None
+    checkpoints : None or list, default=None
         ``None`` reads the ``Checkpoints`` callback of the fitted skorch
-        net. A fitted callback, or pairs of (a dict of named parameter
-        tensors or the path of a file saved with ``torch.save``, learning
-        rate), may be given instead.
+        net. Otherwise a list of pairs (a dict of named parameter tensors or
+        the path of a file saved with ``torch.save``, learning rate), or the
+        ``checkpoints_`` list of a fitted ``Checkpoints`` callback.
 
     Attributes
     ----------
@@ -141,7 +148,7 @@ class TracInCP(BaseInfluenceMethod):
     (3, 80)
     """
 
-    _parameter_constraints = {"checkpoints": [None, list, tuple, object]}
+    _parameter_constraints = {"checkpoints": [None, list, tuple]}
 
     _needs_checkpoints = True
 
