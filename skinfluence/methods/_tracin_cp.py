@@ -138,12 +138,19 @@ class TracInCP(BaseInfluenceMethod):
     Examples
     --------
     >>> import numpy as np
+    >>> import torch
+    >>> from skorch import NeuralNetClassifier
     >>> from skinfluence import InfluenceScorer
+    >>> from skinfluence.models import MLPModule
     >>> X = np.random.default_rng(0).normal(size=(80, 4))
     >>> y = (X[:, 0] > 0).astype(int)
-    >>> scorer = InfluenceScorer(method="tracin_cp", random_state=0).fit(X, y)
-    >>> len(scorer.method_.param_sets_)  # the default net trains 40 epochs
-    40
+    >>> net = NeuralNetClassifier(
+    ...     MLPModule, module__n_features=4, criterion=torch.nn.CrossEntropyLoss,
+    ...     max_epochs=5, verbose=0,
+    ... )
+    >>> scorer = InfluenceScorer(net, method="tracin_cp").fit(X, y)
+    >>> len(scorer.method_.param_sets_)  # one checkpoint per epoch
+    5
     >>> scorer.influence(X[:3], y[:3]).shape
     (3, 80)
     """

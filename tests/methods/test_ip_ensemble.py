@@ -70,15 +70,19 @@ def test_sum_of_member_inner_products(fitted, objective):
 def test_noise_members_are_gaussian_and_seeded(fitted):
     X, y, est = fitted
     sigma = 0.01
-    method = IPEnsemble(n_estimators=200, sigma=sigma, random_state=3)
+    method = IPEnsemble(n_estimators=40, sigma=sigma, random_state=3)
     sets = _scorer(est, method).fit(X, y).method_.param_sets_
-    base = torch.tensor(est.coef_[0], dtype=D)
-    eps = torch.stack([p["0.weight"][0] - base for p, _ in sets[1:]]) / sigma
-    assert abs(float(eps.mean())) < 0.05
-    assert abs(float(eps.std()) - 1) < 0.05
+    base = torch.tensor(np.r_[est.coef_[0], est.intercept_], dtype=D)
+    eps = torch.stack(
+        [torch.cat([p["0.weight"][0], p["0.bias"]]) - base for p, _ in sets[1:]]
+    )
+    eps = eps / sigma
+    # 280 draws: the mean is within 4 standard errors of 0, the spread of 1.
+    assert abs(float(eps.mean())) < 0.25
+    assert abs(float(eps.std()) - 1) < 0.2
     again = _scorer(est, method).fit(X, y).method_.param_sets_
     torch.testing.assert_close(again[5][0]["0.weight"], sets[5][0]["0.weight"])
-    other = IPEnsemble(n_estimators=200, sigma=sigma, random_state=4)
+    other = IPEnsemble(n_estimators=40, sigma=sigma, random_state=4)
     different = _scorer(est, other).fit(X, y).method_.param_sets_
     assert not torch.equal(different[5][0]["0.weight"], sets[5][0]["0.weight"])
 
