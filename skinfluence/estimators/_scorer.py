@@ -6,6 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, is_classifier, is_regressor
+from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import ClassifierTags, RegressorTags
@@ -15,6 +16,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import models
+from ..callbacks import add_checkpoints
 from ..gradients import ParamLayout
 from ..methods import BaseInfluenceMethod, InfluenceContext, Query, get_method
 from ..methods._registry import METHODS
@@ -272,6 +274,12 @@ class InfluenceScorer(BaseEstimator):
             n_outputs = 1 if y.ndim == 1 else y.shape[1]
 
         est, kind = models.prepare(self.estimator, task, X.shape[1], n_outputs)
+        if kind == "skorch" and getattr(
+            get_method(self.method), "_needs_checkpoints", 0
+        ):
+            # The copy records its own checkpoints; a frozen net brings its own.
+            if not isinstance(est, FrozenEstimator):
+                add_checkpoints(est)
         if kind == "skorch":
             X_fit = X.astype(np.float32)
             if task == "classification":
@@ -336,6 +344,7 @@ class InfluenceScorer(BaseEstimator):
             generator=make_generator(self.random_state),
             n_jobs=self.n_jobs,
             random_state=self.random_state,
+            extra={"estimator": self.estimator_},
         )
         return self._ctx
 

@@ -1,9 +1,11 @@
 """Influence methods: ``influence(q, j) = g_q^T P g_j`` for different ``P``."""
 
 from ._base import BaseInfluenceMethod, InfluenceContext, Query
+from ._ensemble import IPEnsemble
 from ._influence_function import InfluenceFunction
 from ._registry import METHODS, get_method, register_method
 from ._tracin import TracIn
+from ._tracin_cp import TracInCP
 from .ihvp import ExactSolver
 
 __all__ = [
@@ -11,9 +13,11 @@ __all__ = [
     "ExactSolver",
     "InfluenceContext",
     "InfluenceFunction",
+    "IPEnsemble",
     "METHODS",
     "Query",
     "TracIn",
+    "TracInCP",
     "get_method",
     "register_method",
 ]

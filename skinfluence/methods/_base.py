@@ -15,11 +15,20 @@ from tqdm.auto import tqdm
 from ..gradients import RowGrads, iter_row_gradients, row_gradients, total_gradient
 from ..gradients._engine import default_chunk
 
-__all__ = ["BaseInfluenceMethod", "InfluenceContext", "Query"]
+__all__ = ["BaseInfluenceMethod", "InfluenceContext", "Query", "train_cache_bytes"]
 
 # Training gradients are cached when they take at most this many bytes;
 # larger ones are recomputed chunk by chunk for every query block.
 CACHE_BUDGET = 2 * 2**30
+
+
+def train_cache_bytes(ctx):
+    """Bytes the cached (factorised) training gradients of one setting take."""
+    return (
+        ctx.n_train
+        * (ctx.layout.p_dense + sum(g.cols + g.out for g in ctx.layout.groups))
+        * ctx.view.params[ctx.layout.names[0]].element_size()
+    )
 
 
 @dataclass
@@ -37,6 +46,9 @@ class Query:
     weights: torch.Tensor = None
     aggregate: bool = False
     transform: object = None  # optional ``transform(view, params, X, T) -> X'``
+    # Rows per pass of an aggregated gradient; a set-level measurement that
+    # does not decompose over rows sets it to the number of rows.
+    chunk: int = None
 
 
 @dataclass
@@ -96,7 +108,7 @@ class InfluenceContext:
                 params=params,
                 measure=query.measure,
                 weights=query.weights,
-                chunk=self.chunk,
+                chunk=query.chunk or self.chunk,
             )
             return RowGrads.from_flat(self.layout, g.unsqueeze(0))
         parts = []

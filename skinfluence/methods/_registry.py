@@ -3,12 +3,16 @@
 from sklearn.base import clone
 
 from ._base import BaseInfluenceMethod
+from ._ensemble import IPEnsemble
 from ._influence_function import InfluenceFunction
 from ._tracin import TracIn
+from ._tracin_cp import TracInCP
 
 METHODS = {
     "tracin": TracIn,
     "influence_function": InfluenceFunction,
+    "tracin_cp": TracInCP,
+    "ip_ensemble": IPEnsemble,
 }
 
 

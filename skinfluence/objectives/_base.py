@@ -1,5 +1,6 @@
 """Objective interface and the default loss objective."""
 
+import torch
 from sklearn.base import BaseEstimator, clone
 
 from ..methods._base import Query
@@ -20,6 +21,23 @@ class BaseObjective(BaseEstimator):
     def make_query(self, view, X, T, **params):
         """The :class:`~skinfluence.methods.Query` for rows ``X``, targets ``T``."""
         raise NotImplementedError
+
+    def value(self, view, X, T, params=None, **kwargs):
+        """The measured value at ``params`` (default: the fitted parameters):
+        per row for per-row objectives, a float for set-level ones.
+
+        Removing training row ``j`` changes it by about ``influence[..., j]``
+        (on the leave-one-out scale of influence functions).
+        """
+        query = self.make_query(view, X, T, **kwargs)
+        Xq = X if query.transform is None else query.transform(view, params, X, T)
+        with torch.no_grad():
+            values = query.measure(view.forward(Xq, params), T)
+            if query.weights is not None:
+                values = values * query.weights
+        if query.aggregate:
+            return float(values.sum())
+        return values.detach().cpu().double().numpy()
 
 
 class LossObjective(BaseObjective):

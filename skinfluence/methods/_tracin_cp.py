@@ -1,0 +1,177 @@
+"""TracInCP: inner products summed over training checkpoints."""
+
+from pathlib import Path
+
+from ._base import CACHE_BUDGET, BaseInfluenceMethod, train_cache_bytes
+
+__all__ = ["TracInCP", "checkpoint_params"]
+
+
+def _no_checkpoints(estimator, why):
+    name = "the model" if estimator is None else type(estimator).__name__
+    return ValueError(
+        f"TracInCP needs parameter checkpoints recorded during training, and {name} "
+        f"{why}. Fit a skorch net through InfluenceScorer (it adds "
+        "skinfluence.callbacks.Checkpoints to its copy), train your net with "
+        "callbacks=[Checkpoints()], pass TracInCP(checkpoints=[(params_or_path, lr), "
+        "...]), or use method='tracin'."
+    )
+
+
+def _entries(checkpoints, ctx):
+    """``(loader, lr, label)`` triples from the method's ``checkpoints``."""
+    from ..callbacks import (
+        Checkpoints,
+        check_matches,
+        find_checkpoints,
+        load_checkpoint,
+    )
+    from ..models import unwrap
+
+    if checkpoints is None:
+        estimator = ctx.extra.get("estimator")
+        inner = None if estimator is None else unwrap(estimator)
+        if inner is None or not hasattr(inner, "module_"):
+            raise _no_checkpoints(inner, "records none (only skorch nets do)")
+        checkpoints = find_checkpoints(inner)
+        if checkpoints is None:
+            raise _no_checkpoints(inner, "was trained without the Checkpoints callback")
+    if isinstance(checkpoints, Checkpoints):
+        recorded = getattr(checkpoints, "checkpoints_", [])
+        if not recorded:
+            raise _no_checkpoints(
+                None,
+                f"recorded no checkpoints (Checkpoints(every={checkpoints.every}) "
+                "saw fewer epochs than that)",
+            )
+        return [
+            (lambda ref, i=i: checkpoints.load(i, ref), e["lr"], f"epoch {e['epoch']}")
+            for i, e in enumerate(recorded)
+        ]
+    entries = []
+    for i, item in enumerate(checkpoints):
+        if (
+            isinstance(item, dict)
+            and "lr" in item
+            and ("params" in item or "path" in item)
+        ):
+            # An entry of a Checkpoints callback's ``checkpoints_``.
+            item = (item.get("params", item.get("path")), item["lr"])
+        if not (isinstance(item, tuple | list) and len(item) == 2):
+            raise ValueError(
+                f"checkpoints[{i}] is {item!r}; each entry must be a pair "
+                "(params_dict_or_path, learning_rate)."
+            )
+        state, lr = item
+        if isinstance(state, str | Path):
+            entries.append(
+                (lambda ref, p=state: load_checkpoint(p, ref), float(lr), str(state))
+            )
+        else:
+
+            def load(ref, s=state, i=i):
+                check_matches(s, ref, f"checkpoints[{i}]")
+                return s
+
+            entries.append((load, float(lr), f"checkpoints[{i}]"))
+    if not entries:
+        raise _no_checkpoints(None, "was given an empty checkpoints list")
+    return entries
+
+
+def checkpoint_params(ctx, checkpoints=None):
+    """``[(params, lr)]``: every checkpoint, loaded once, on the view's device
+    and dtype, checked against the model's parameters."""
+    reference = ctx.view.params
+    out = []
+    for load, lr, _ in _entries(checkpoints, ctx):
+        state = load(reference)
+        params = {
+            k: state[k].to(device=v.device, dtype=v.dtype) for k, v in reference.items()
+        }
+        out.append((params, lr))
+    return out
+
+
+class TracInCP(BaseInfluenceMethod):
+    """TracIn over training checkpoints: ``sum_c lr_c g_c(q) . g_c(j)``.
+
+    Gradients of the query and of every training row are taken at each
+    recorded checkpoint ``c`` and their inner products summed with the
+    learning rate ``lr_c`` in force at that checkpoint (Pruthi et al.'s
+    TracInCP). Checkpoints are the outer loop, each loaded once; Linear
+    layers use the factorised products of :class:`TracIn`. Positive =
+    helpful (steps on row ``j`` lowered the query's loss). Not on the
+    leave-one-out scale. Self-influence ``sum_c lr_c ||g_c(j)||^2`` is the
+    classic mislabeled-row signal.
+
+    Checkpoints come from the :class:`~skinfluence.callbacks.Checkpoints`
+    skorch callback, which ``InfluenceScorer`` adds to its copy of a skorch
+    net by itself; a net trained by hand with the callback can be passed
+    frozen. scikit-learn estimators record no checkpoints: use a skorch
+    net, pass them explicitly, or use :class:`TracIn`. Only parameters are
+    recorded; buffers (e.g. batch-norm statistics) are the final model's.
+
+    Parameters
+    ----------
+    checkpoints : None or list, default=None
+        ``None`` reads the ``Checkpoints`` callback of the fitted skorch
+        net. Otherwise a list of pairs (a dict of named parameter tensors or
+        the path of a file saved with ``torch.save``, learning rate), or the
+        ``checkpoints_`` list of a fitted ``Checkpoints`` callback.
+
+    Attributes
+    ----------
+    param_sets_ : list of (dict, float)
+        The loaded checkpoints and their learning rates.
+
+    See Also
+    --------
+    TracIn : the same at the final parameters only.
+    skinfluence.callbacks.Checkpoints : records the checkpoints.
+
+    References
+    ----------
+    .. [1] Pruthi, Liu, Kale, Sundararajan. "Estimating Training Data
+       Influence by Tracing Gradient Descent." NeurIPS 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from skorch import NeuralNetClassifier
+    >>> from skinfluence import InfluenceScorer
+    >>> from skinfluence.models import MLPModule
+    >>> X = np.random.default_rng(0).normal(size=(80, 4))
+    >>> y = (X[:, 0] > 0).astype(int)
+    >>> net = NeuralNetClassifier(
+    ...     MLPModule, module__n_features=4, criterion=torch.nn.CrossEntropyLoss,
+    ...     max_epochs=5, verbose=0,
+    ... )
+    >>> scorer = InfluenceScorer(net, method="tracin_cp").fit(X, y)
+    >>> len(scorer.method_.param_sets_)  # one checkpoint per epoch
+    5
+    >>> scorer.influence(X[:3], y[:3]).shape
+    (3, 80)
+    """
+
+    _parameter_constraints = {"checkpoints": [None, list, tuple]}
+
+    _needs_checkpoints = True
+
+    def __init__(self, checkpoints=None):
+        self.checkpoints = checkpoints
+
+    def fit(self, ctx):
+        self._validate_params()
+        return super().fit(ctx)
+
+    def _param_sets(self, ctx):
+        sets = checkpoint_params(ctx, self.checkpoints)
+        # Cache training gradients only if those of every checkpoint fit.
+        self._cache_all = train_cache_bytes(ctx) * len(sets) <= CACHE_BUDGET
+        return sets
+
+    def _prepare(self, ctx, c, params):
+        if self._cache_all:
+            self._train_cache[c] = ctx.train_grads(params)
