@@ -5,15 +5,24 @@ helps a validation objective most -- as scikit-learn estimators.
 """
 
 from .estimators import InfluenceScorer
-from .methods import METHODS, ExactSolver, InfluenceFunction, TracIn
+from .methods import (
+    METHODS,
+    ExactSolver,
+    FastIF,
+    InfluenceFunction,
+    LissaSolver,
+    TracIn,
+)
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "METHODS",
     "ExactSolver",
+    "FastIF",
     "InfluenceFunction",
     "InfluenceScorer",
+    "LissaSolver",
     "TracIn",
     "__version__",
 ]

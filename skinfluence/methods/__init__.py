@@ -1,16 +1,19 @@
 """Influence methods: ``influence(q, j) = g_q^T P g_j`` for different ``P``."""
 
 from ._base import BaseInfluenceMethod, InfluenceContext, Query
+from ._fastif import FastIF
 from ._influence_function import InfluenceFunction
 from ._registry import METHODS, get_method, register_method
 from ._tracin import TracIn
-from .ihvp import ExactSolver
+from .ihvp import ExactSolver, LissaSolver
 
 __all__ = [
     "BaseInfluenceMethod",
     "ExactSolver",
+    "FastIF",
     "InfluenceContext",
     "InfluenceFunction",
+    "LissaSolver",
     "METHODS",
     "Query",
     "TracIn",

@@ -3,6 +3,7 @@
 from sklearn.base import clone
 
 from ._base import BaseInfluenceMethod
+from ._fastif import FastIF
 from ._influence_function import InfluenceFunction
 from ._tracin import TracIn
 
@@ -10,6 +11,7 @@ METHODS = {
     "tracin": TracIn,
     "influence_function": InfluenceFunction,
 }
+METHODS["fastif"] = FastIF
 
 
 def register_method(name, cls):
