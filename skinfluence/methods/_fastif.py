@@ -65,8 +65,9 @@ class FastIF(BaseInfluenceMethod):
     n_chains : int >= 1, default=1
         Parallel LiSSA chains on disjoint random parts of the training rows,
         averaged; the candidates are scored in as many shards. Work runs
-        through :class:`sklearn.utils.parallel.Parallel` (threads) with the
-        estimator's ``n_jobs``.
+        through :class:`sklearn.utils.parallel.Parallel` with the
+        estimator's ``n_jobs`` (chains in worker processes, shards in
+        threads).
 
     Attributes
     ----------

@@ -157,8 +157,9 @@ class LissaSolver(BaseEstimator):
     n_chains : int >= 1, default=1
         Independent chains, each drawing its mini-batches from its own
         disjoint random part of the training rows; their estimates are
-        averaged. Chains run in parallel through joblib (threads) with the
-        ``n_jobs`` of the estimator that uses the solver.
+        averaged. Chains run in parallel through joblib (worker processes by
+        default, or any backend set with ``joblib.parallel_config``) with
+        the ``n_jobs`` of the estimator that uses the solver.
 
     Attributes
     ----------
@@ -331,7 +332,9 @@ class LissaSolver(BaseEstimator):
         if len(self.batches_) == 1:
             outs = [self._chain(problem, V, 0)]
         else:
-            outs = Parallel(n_jobs=self._n_jobs, prefer="threads")(
+            # Processes, not threads: torch's forward-mode AD (used by the
+            # Hessian-vector products) keeps global state that threads share.
+            outs = Parallel(n_jobs=self._n_jobs)(
                 delayed(self._chain)(problem, V, c) for c in chains
             )
         return torch.stack(outs).mean(0)
