@@ -2,20 +2,24 @@
 
 from ._base import BaseInfluenceMethod, InfluenceContext, Query
 from ._ensemble import IPEnsemble
+from ._fastif import FastIF
 from ._influence_function import InfluenceFunction
 from ._registry import METHODS, get_method, register_method
 from ._tracin import TracIn
 from ._tracin_cp import TracInCP
-from .ihvp import ExactSolver
+from .ihvp import SOLVERS, ExactSolver, LissaSolver
 
 __all__ = [
     "BaseInfluenceMethod",
     "ExactSolver",
+    "FastIF",
+    "IPEnsemble",
     "InfluenceContext",
     "InfluenceFunction",
-    "IPEnsemble",
+    "LissaSolver",
     "METHODS",
     "Query",
+    "SOLVERS",
     "TracIn",
     "TracInCP",
     "get_method",

@@ -4,6 +4,7 @@ from sklearn.base import clone
 
 from ._base import BaseInfluenceMethod
 from ._ensemble import IPEnsemble
+from ._fastif import FastIF
 from ._influence_function import InfluenceFunction
 from ._tracin import TracIn
 from ._tracin_cp import TracInCP
@@ -13,6 +14,7 @@ METHODS = {
     "influence_function": InfluenceFunction,
     "tracin_cp": TracInCP,
     "ip_ensemble": IPEnsemble,
+    "fastif": FastIF,
 }
 
 

@@ -6,10 +6,12 @@ row-wise, where ``problem`` is a :class:`~skinfluence.gradients.HessianProblem`.
 """
 
 from ._exact import ExactSolver
+from ._lissa import LISSA_PRESETS, LissaSolver
 
 SOLVERS = {"exact": ExactSolver}
+SOLVERS["lissa"] = LissaSolver
 
-__all__ = ["ExactSolver", "SOLVERS", "get_solver"]
+__all__ = ["ExactSolver", "LISSA_PRESETS", "LissaSolver", "SOLVERS", "get_solver"]
 
 
 def get_solver(solver):

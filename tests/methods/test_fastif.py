@@ -1,0 +1,178 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from skorch import NeuralNetClassifier
+
+from skinfluence import FastIF, InfluenceFunction, InfluenceScorer
+from skinfluence.exceptions import SkinfluenceWarning
+from skinfluence.methods import Query, get_method
+from skinfluence.models._skorch import MLPModule
+from skinfluence.utils.estimator_checks import expected_failed_checks
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    X, y = make_classification(
+        n_samples=120, n_features=6, n_informative=4, n_classes=3, random_state=0
+    )
+    X = X.astype(np.float32)
+    net = NeuralNetClassifier(
+        MLPModule,
+        module__n_features=6,
+        module__n_outputs=3,
+        module__hidden=(8,),
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        optimizer__weight_decay=1e-3,
+        lr=0.02,
+        max_epochs=30,
+        batch_size=64,
+        verbose=0,
+        train_split=None,
+    )
+    torch.manual_seed(0)
+    scorer = InfluenceScorer(
+        net, parameters="last", dtype="float64", random_state=0
+    ).fit(X, y)
+    return X, y, scorer
+
+
+def _query(ctx, rows):
+    return Query(ctx.X[rows], ctx.T[rows], measure=ctx.view.loss)
+
+
+def _penultimate(scorer, X):
+    """Independent feature map: the fitted module without its last layer."""
+    trunk = scorer.estimator_.module_.net[:-1]
+    with torch.no_grad():
+        return trunk(torch.as_tensor(X, dtype=torch.float32)).double().numpy()
+
+
+def _knn(feats, point, k):
+    d = ((feats - point) ** 2).sum(1)
+    return set(np.argsort(d, kind="stable")[:k].tolist())
+
+
+def test_candidates_are_nearest_neighbours_in_feature_space(mlp):
+    X, _, scorer = mlp
+    ctx = scorer._context()
+    k = 15
+    feats = _penultimate(scorer, X)
+    rows = [3, 40, 77]
+    each = FastIF(k, search="each", depth=3, batch_size="all").fit(ctx)
+    out = each.influence(ctx, _query(ctx, rows)).numpy()
+    for i, r in enumerate(rows):
+        assert set(each.candidates_[i].tolist()) == _knn(feats, feats[r], k)
+        assert set(np.flatnonzero(np.isfinite(out[i])).tolist()) == _knn(
+            feats, feats[r], k
+        )
+    mean = FastIF(k, search="mean", depth=3, batch_size="all").fit(ctx)
+    out = mean.influence(ctx, _query(ctx, rows)).numpy()
+    expected = _knn(feats, feats[rows].mean(0), k)
+    assert mean.candidates_.shape == (3, k)
+    for i in range(3):
+        assert set(mean.candidates_[i].tolist()) == expected
+        assert set(np.flatnonzero(np.isfinite(out[i])).tolist()) == expected
+
+
+def test_values_match_exact_influence_on_candidates(mlp):
+    _, _, scorer = mlp
+    ctx = scorer._context()
+    damping = 1.0
+    fast = FastIF(20, damping=damping, depth=120, batch_size="all").fit(ctx)
+    exact = InfluenceFunction(damping=damping).fit(ctx)
+    # Independent check that the deterministic recursion has converged.
+    evals = exact.solver_.eigenvalues_
+    rate = 1 - (evals[0] + damping) / fast.solver_.scale_
+    assert rate**120 < 1e-6
+    query = _query(ctx, [5, 6])
+    got = fast.influence(ctx, query).numpy()
+    ref = exact.influence(ctx, query).numpy()
+    mask = np.isfinite(got)
+    assert mask.sum() == 2 * 20
+    np.testing.assert_allclose(got[mask], ref[mask], rtol=1e-4, atol=1e-10)
+
+
+def test_self_influence_finite_and_matches_diagonal(mlp):
+    X, _, scorer = mlp
+    ctx = scorer._context()
+    fast = FastIF(10, search="each", depth=20, batch_size=1).fit(ctx)
+    self_inf = fast.self_influence(ctx).numpy()
+    assert self_inf.shape == (len(X),) and np.all(np.isfinite(self_inf))
+    rows = np.arange(0, len(X), 7)
+    out = fast.influence(ctx, _query(ctx, rows)).numpy()
+    # Each training row is its own nearest neighbour, so the diagonal exists.
+    np.testing.assert_allclose(out[np.arange(len(rows)), rows], self_inf[rows])
+
+
+def test_n_neighbors_clipped_with_warning(mlp):
+    X, _, scorer = mlp
+    ctx = scorer._context()
+    with pytest.warns(SkinfluenceWarning, match="n_neighbors=500"):
+        fast = FastIF(500, depth=2).fit(ctx)
+    assert fast.n_neighbors_ == len(X)
+    out = fast.influence(ctx, _query(ctx, [0]))
+    assert bool(torch.isfinite(out).all())
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        ({"n_neighbors": 0}, "n_neighbors"),
+        ({"depth": 0}, "depth"),
+        ({"repetitions": 0}, "repetitions"),
+        ({"scale": 0.0}, "scale"),
+        ({"damping": -0.1}, "damping"),
+        ({"n_chains": 0}, "n_chains"),
+        ({"search": "median"}, "search"),
+    ],
+)
+def test_bad_parameters(mlp, params, name):
+    _, _, scorer = mlp
+    with pytest.raises(ValueError, match=name):
+        FastIF(**params).fit(scorer._context())
+
+
+def test_sharded_scores_match_single_shard(mlp):
+    _, _, scorer = mlp
+    ctx = scorer._context()
+    fast = FastIF(30, depth=5, batch_size=4, n_chains=1).fit(ctx)
+    q = _query(ctx, [1, 2])
+    single = fast.influence(ctx, q).numpy()
+    fast.n_chains = 3  # same fitted solver, candidates scored in 3 shards
+    np.testing.assert_allclose(fast.influence(ctx, q).numpy(), single, rtol=1e-12)
+
+
+def test_scorer_end_to_end():
+    X, y = make_classification(n_samples=60, n_features=5, random_state=1)
+    assert isinstance(get_method("fastif"), FastIF)
+    scorer = InfluenceScorer(
+        LogisticRegression(),
+        method=FastIF(n_neighbors=10, depth=20),
+        random_state=0,
+    ).fit(X, y)
+    scores = scorer.influence(X[:4], y[:4])
+    assert scores.shape == (4, 60)
+    assert np.all(np.isfinite(scores).sum(1) == 10)
+    assert np.all(np.isfinite(scorer.self_influence_))
+    Xt = scorer.transform(X[:3])
+    assert Xt.shape == (3, 60)
+    assert np.all(np.isfinite(Xt).sum(1) == 10)
+    assert scorer.method_.candidates_.shape == (3, 10)
+    assert scorer.get_params()["method__n_neighbors"] == 10
+
+
+@pytest.mark.slow
+@parametrize_with_checks(
+    [
+        InfluenceScorer(
+            LogisticRegression(), method=FastIF(n_neighbors=5, depth=5), random_state=0
+        )
+    ],
+    expected_failed_checks=expected_failed_checks,
+)
+def test_estimator_checks_with_fastif(estimator, check):
+    check(estimator)
