@@ -8,11 +8,11 @@ import torch
 from sklearn.base import BaseEstimator, is_classifier, is_regressor
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import ClassifierTags, RegressorTags
+from sklearn.utils import ClassifierTags, RegressorTags, TransformerTags
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .. import models
 from ..gradients import ParamLayout
@@ -205,6 +205,8 @@ class InfluenceScorer(BaseEstimator):
         elif task == "classification":
             tags.estimator_type = "classifier"
             tags.classifier_tags = ClassifierTags(multi_label=False)
+        # transform() maps query rows to their influence on the training rows.
+        tags.transformer_tags = TransformerTags(preserves_dtype=[])
         tags.input_tags.allow_nan = False
         tags.target_tags.required = True
         return tags
@@ -249,6 +251,8 @@ class InfluenceScorer(BaseEstimator):
 
         if task == "classification":
             check_classification_targets(y)
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = column_or_1d(y, warn=True)
             if y.ndim != 1:
                 raise ValueError(
                     f"y must be 1-D for classification; got shape {y.shape}."
@@ -256,8 +260,8 @@ class InfluenceScorer(BaseEstimator):
             encoder = LabelEncoder().fit(y)
             if len(encoder.classes_) < 2:
                 raise ValueError(
-                    f"y has a single class ({encoder.classes_[0]!r}); influence needs "
-                    "at least two classes. Pass data with both classes."
+                    f"y has 1 class ({encoder.classes_[0]!r}); influence needs at "
+                    "least two classes. Pass y with two or more classes."
                 )
             y_enc = encoder.transform(y)
             n_outputs = len(encoder.classes_)

@@ -17,12 +17,9 @@ def expected_failed_checks(estimator):
     name = type(estimator).__name__
     failures = {}
     if name == "InfluenceScorer":
-        failures.update(
-            {
-                "check_sample_weight_equivalence_on_dense_data": (
-                    "sample_weight is passed to the wrapped estimator's fit but does "
-                    "not enter the influence objective"
-                ),
-            }
-        )
+        if getattr(estimator, "dtype", None) == "float32":
+            failures["check_methods_subset_invariance"] = (
+                "float32 by default: a row scored alone or in a batch differs by "
+                "float32 rounding (~1e-7); exact with dtype='float64'"
+            )
     return failures
