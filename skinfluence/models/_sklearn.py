@@ -4,6 +4,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..exceptions import UnsupportedEstimatorError
 from ._losses import (
     binary_logistic_loss,
     class_index_encoder,
@@ -20,7 +21,10 @@ from ._view import ModelView
 
 def _linear(coef, intercept, device, dtype):
     coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
-    layer = nn.Linear(coef.shape[1], coef.shape[0], bias=intercept is not None)
+    # Build in float64 so the fitted values survive exactly until the cast.
+    layer = nn.Linear(
+        coef.shape[1], coef.shape[0], bias=intercept is not None, dtype=torch.float64
+    )
     with torch.no_grad():
         layer.weight.copy_(torch.as_tensor(coef))
         if intercept is not None:
@@ -45,7 +49,7 @@ def _logistic_penalty_strength(est):
     if penalty in (None, "none") or not np.isfinite(est.C):
         return 0.0
     if penalty in ("l1", "elasticnet") or (l1_ratio not in (None, 0, 0.0)):
-        raise TypeError(
+        raise UnsupportedEstimatorError(
             "LogisticRegression with an L1 or elastic-net penalty is not "
             "differentiable; use the L2 penalty (l1_ratio=0) for the influence "
             "estimator, and your model as final_estimator if needed."
@@ -55,7 +59,7 @@ def _logistic_penalty_strength(est):
 
 def _check_class_weight(est):
     if getattr(est, "class_weight", None) is not None:
-        raise TypeError(
+        raise UnsupportedEstimatorError(
             f"{type(est).__name__}(class_weight={est.class_weight!r}) is not "
             "supported for influence; use class_weight=None."
         )
@@ -83,12 +87,12 @@ def logistic_regression_view(est, n_train, device, dtype):
 
 def sgd_classifier_view(est, n_train, device, dtype):
     if est.loss != "log_loss":
-        raise TypeError(
+        raise UnsupportedEstimatorError(
             f"SGDClassifier(loss={est.loss!r}) is not differentiable in the sense "
             "influence needs; use SGDClassifier(loss='log_loss')."
         )
     if est.penalty not in (None, "l2"):
-        raise TypeError(
+        raise UnsupportedEstimatorError(
             f"SGDClassifier(penalty={est.penalty!r}) is not supported; use "
             "penalty='l2' or None."
         )
@@ -126,7 +130,7 @@ def linear_regression_view(est, n_train, device, dtype, alpha=0.0):
     module = _linear(coef, intercept, device, dtype)
     alpha = np.asarray(alpha, dtype=float)
     if alpha.ndim > 0 and alpha.size > 1:
-        raise TypeError(
+        raise UnsupportedEstimatorError(
             "Ridge with one alpha per target is not supported; use a scalar alpha."
         )
     alpha = float(alpha)
@@ -155,7 +159,7 @@ def mlp_view(est, n_train, device, dtype):
     n_layers = len(est.coefs_)
     weight_names = []
     for i, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
-        lin = nn.Linear(W.shape[0], W.shape[1])
+        lin = nn.Linear(W.shape[0], W.shape[1], dtype=torch.float64)
         with torch.no_grad():
             lin.weight.copy_(torch.as_tensor(np.asarray(W, dtype=np.float64).T))
             lin.bias.copy_(torch.as_tensor(np.asarray(b, dtype=np.float64)))
@@ -173,7 +177,7 @@ def mlp_view(est, n_train, device, dtype):
         elif est.out_activation_ == "softmax":
             loss, proba = multinomial_loss, softmax_proba
         else:
-            raise TypeError(
+            raise UnsupportedEstimatorError(
                 "MLPClassifier on multilabel targets is not supported; use "
                 "single-label targets."
             )
