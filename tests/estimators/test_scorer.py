@@ -388,3 +388,22 @@ def test_method_objects_are_cloned_not_fitted_in_place():
     scorer = InfluenceScorer(LogisticRegression(), method=method).fit(X, y)
     assert scorer.method_ is not method
     assert not hasattr(method, "param_sets_")
+
+
+def test_skorch_net_is_fitted_on_every_row_and_not_mutated():
+    from skorch import NeuralNetClassifier
+
+    X, y = _data(n_classes=3)
+    net = NeuralNetClassifier(
+        nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)),
+        criterion=nn.CrossEntropyLoss,
+        max_epochs=2,
+        verbose=0,
+    )
+    split = net.train_split
+    scorer = InfluenceScorer(net, random_state=0).fit(X.astype(np.float32), y)
+    assert net.train_split is split and not hasattr(net, "module_")
+    assert scorer.estimator_.train_split is None
+    # One column per row the caller passed, all of them trained on.
+    assert scorer.influence(X[:2], y[:2]).shape == (2, len(X))
+    assert scorer.self_influence_.shape == (len(X),)

@@ -117,6 +117,8 @@ def test_tracin_matches_explicit_gradient_products(cancer):
     np.testing.assert_allclose(fast.influence(Xq, yq), Q @ G.T, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning")
 def test_zero_damping_on_singular_hessian_says_to_add_damping(cancer):
     X, y, _, _ = cancer
     # An exact copy of a feature gives the Hessian a null direction when the
