@@ -9,11 +9,20 @@ from sklearn.base import BaseEstimator, is_classifier, is_regressor
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import ClassifierTags, RegressorTags, TransformerTags
+from sklearn.utils import (
+    ClassifierTags,
+    RegressorTags,
+    TransformerTags,
+)
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import (
+    _num_samples,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
 
 from .. import models
 from ..callbacks import add_checkpoints
@@ -40,6 +49,8 @@ def _task_of(estimator):
         return None
     if isinstance(estimator, FrozenEstimator):
         return _task_of(estimator.estimator)
+    if isinstance(estimator, torch.nn.Module):
+        return None
     try:
         from skorch import NeuralNetClassifier, NeuralNetRegressor
 
@@ -54,6 +65,29 @@ def _task_of(estimator):
     if is_regressor(estimator):
         return "regression"
     return None
+
+
+def _check_2d(X, y=None):
+    """Name ``X``/``y`` in shape errors (scikit-learn's own messages do not)."""
+    ndim = getattr(X, "ndim", None)
+    if ndim is None and isinstance(X, list | tuple):
+        ndim = np.ndim(X)
+    if ndim is not None and ndim != 2:
+        raise ValueError(
+            f"X must be 2-D (n_samples, n_features); got {ndim} dimension(s), shape "
+            f"{np.shape(X)}. Reshape your data: X.reshape(-1, 1) for a single "
+            "feature, X.reshape(1, -1) for a single row."
+        )
+    if y is None or X is None:
+        return
+    try:
+        n_x, n_y = _num_samples(X), _num_samples(y)
+    except TypeError:
+        return  # left to validate_data, which explains what it expected
+    if n_x != n_y:
+        raise ValueError(
+            f"y has {n_y} rows but X has {n_x}; pass one target per row of X."
+        )
 
 
 def _estimator_has(attr):
@@ -236,6 +270,7 @@ class InfluenceScorer(BaseEstimator):
         """
         self._validate_params()
         task = _task_of(self.estimator)
+        _check_2d(X, y)
         X, y = validate_data(
             self,
             X,
@@ -360,6 +395,7 @@ class InfluenceScorer(BaseEstimator):
     # ------------------------------------------------------------- queries
     def _check_query(self, X, y):
         check_is_fitted(self, "method_")
+        _check_2d(X)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         ctx = self._context()
         Xt = torch.tensor(np.asarray(X), dtype=ctx.view.dtype, device=ctx.view.device)
@@ -481,6 +517,7 @@ class InfluenceScorer(BaseEstimator):
     def predict(self, X):
         """Predictions of ``estimator_``."""
         check_is_fitted(self, "estimator_")
+        _check_2d(X)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         if self._kind == "skorch":
             pred = self.estimator_.predict(X.astype(np.float32))
@@ -496,6 +533,7 @@ class InfluenceScorer(BaseEstimator):
     def predict_proba(self, X):
         """Class probabilities of ``estimator_``."""
         check_is_fitted(self, "estimator_")
+        _check_2d(X)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         if self._kind == "skorch":
             return self.estimator_.predict_proba(X.astype(np.float32))
@@ -505,6 +543,7 @@ class InfluenceScorer(BaseEstimator):
     def decision_function(self, X):
         """Decision function of ``estimator_``."""
         check_is_fitted(self, "estimator_")
+        _check_2d(X)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         return self.estimator_.decision_function(X)
 

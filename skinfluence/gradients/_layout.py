@@ -114,7 +114,9 @@ class ParamLayout:
             if g.bias is not None:
                 out[g.bias] = block[..., g.inp]
         for n in self.dense:
-            out[n] = flat[..., self.dense_slices[n]].reshape(*lead, *self.shapes[n])
+            out[n] = flat[..., self.dense_slices[n]].reshape(
+                tuple(lead) + self.shapes[n]
+            )
         return out
 
     def flatten(self, tensors, batch_dims=0):

@@ -103,6 +103,13 @@ def kind_of(estimator):
     kind = table.get(type(estimator))
     if kind is None:
         raise _unsupported(estimator)
+    if kind in ("logistic", "sgd"):
+        # Unsupported settings fail before any fitting is done.
+        from ._sklearn import _check_class_weight, _logistic_penalty_strength
+
+        _check_class_weight(estimator)
+        if kind == "logistic":
+            _logistic_penalty_strength(estimator)
     if kind == "sgd" and estimator.loss != "log_loss":
         raise UnsupportedEstimatorError(
             f"SGDClassifier(loss={estimator.loss!r}) is not differentiable; use "

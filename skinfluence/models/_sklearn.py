@@ -4,6 +4,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..exceptions import UnsupportedEstimatorError
 from ._losses import (
     binary_logistic_loss,
     class_index_encoder,
@@ -48,7 +49,7 @@ def _logistic_penalty_strength(est):
     if penalty in (None, "none") or not np.isfinite(est.C):
         return 0.0
     if penalty in ("l1", "elasticnet") or (l1_ratio not in (None, 0, 0.0)):
-        raise TypeError(
+        raise UnsupportedEstimatorError(
             "LogisticRegression with an L1 or elastic-net penalty is not "
             "differentiable; use the L2 penalty (l1_ratio=0) for the influence "
             "estimator, and your model as final_estimator if needed."
@@ -58,7 +59,7 @@ def _logistic_penalty_strength(est):
 
 def _check_class_weight(est):
     if getattr(est, "class_weight", None) is not None:
-        raise TypeError(
+        raise UnsupportedEstimatorError(
             f"{type(est).__name__}(class_weight={est.class_weight!r}) is not "
             "supported for influence; use class_weight=None."
         )
@@ -86,12 +87,12 @@ def logistic_regression_view(est, n_train, device, dtype):
 
 def sgd_classifier_view(est, n_train, device, dtype):
     if est.loss != "log_loss":
-        raise TypeError(
+        raise UnsupportedEstimatorError(
             f"SGDClassifier(loss={est.loss!r}) is not differentiable in the sense "
             "influence needs; use SGDClassifier(loss='log_loss')."
         )
     if est.penalty not in (None, "l2"):
-        raise TypeError(
+        raise UnsupportedEstimatorError(
             f"SGDClassifier(penalty={est.penalty!r}) is not supported; use "
             "penalty='l2' or None."
         )
@@ -129,7 +130,7 @@ def linear_regression_view(est, n_train, device, dtype, alpha=0.0):
     module = _linear(coef, intercept, device, dtype)
     alpha = np.asarray(alpha, dtype=float)
     if alpha.ndim > 0 and alpha.size > 1:
-        raise TypeError(
+        raise UnsupportedEstimatorError(
             "Ridge with one alpha per target is not supported; use a scalar alpha."
         )
     alpha = float(alpha)
@@ -176,7 +177,7 @@ def mlp_view(est, n_train, device, dtype):
         elif est.out_activation_ == "softmax":
             loss, proba = multinomial_loss, softmax_proba
         else:
-            raise TypeError(
+            raise UnsupportedEstimatorError(
                 "MLPClassifier on multilabel targets is not supported; use "
                 "single-label targets."
             )

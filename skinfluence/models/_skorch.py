@@ -5,6 +5,7 @@ import copy
 import torch
 from torch import nn
 
+from ..exceptions import UnsupportedEstimatorError
 from ._losses import class_index_encoder, softmax_proba
 from ._view import ModelView
 
@@ -36,7 +37,7 @@ def _is_skorch_classifier(net):
     from skorch import NeuralNetBinaryClassifier, NeuralNetClassifier
 
     if isinstance(net, NeuralNetBinaryClassifier):
-        raise TypeError(
+        raise UnsupportedEstimatorError(
             "skorch NeuralNetBinaryClassifier is not supported yet; use "
             "NeuralNetClassifier with a two-column output."
         )
@@ -51,7 +52,7 @@ def _weight_decay(net):
         return 0.0
     decays = {g.get("weight_decay", 0.0) for g in opt.param_groups}
     if len(decays) > 1:
-        raise TypeError(
+        raise UnsupportedEstimatorError(
             "skorch nets with different weight_decay per parameter group are not "
             "supported; use a single weight_decay."
         )
@@ -70,7 +71,7 @@ def skorch_view(net, n_train, device, dtype):
     module = copy.deepcopy(net.module_).to(device=device, dtype=dtype)
     criterion = copy.deepcopy(net.criterion_)
     if not hasattr(criterion, "reduction"):
-        raise TypeError(
+        raise UnsupportedEstimatorError(
             f"The skorch criterion {type(criterion).__name__} has no 'reduction' "
             "attribute, so its per-row loss cannot be taken; use a torch.nn loss."
         )

@@ -13,6 +13,17 @@ def expected_failed_checks(estimator):
     Returns
     -------
     dict
+        Names of the checks expected to fail, each with a one-line reason.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skinfluence import InfluenceScorer
+    >>> from skinfluence.utils.estimator_checks import expected_failed_checks
+    >>> sorted(expected_failed_checks(InfluenceScorer(LogisticRegression())))
+    ['check_methods_subset_invariance']
+    >>> expected_failed_checks(InfluenceScorer(LogisticRegression(), dtype="float64"))
+    {}
     """
     name = type(estimator).__name__
     failures = {}

@@ -17,6 +17,9 @@ class ExactSolver(BaseEstimator):
     Attributes
     ----------
     damping_ : float
+        The damping used. With ``damping="auto"`` it is at least twice the
+        rounding level of ``H`` in the working dtype (``10 * eps`` times its
+        largest eigenvalue), so "auto" never fails on rounding alone.
     eigenvalues_ : ndarray
         Eigenvalues of the undamped Hessian (ascending).
     """
@@ -37,15 +40,23 @@ class ExactSolver(BaseEstimator):
         self.damping_ = resolve_damping(problem, damping, H=H)
         evals = torch.linalg.eigvalsh(H)
         self.eigenvalues_ = evals.cpu().numpy()
+        # H was accumulated in the working dtype: eigenvalues below its
+        # rounding level are indistinguishable from zero. "auto" damping is
+        # kept above that level; an explicit damping is used as given.
+        floor = 10 * torch.finfo(problem.dtype).eps * max(abs(float(evals[-1])), 1e-300)
+        if isinstance(damping, str):
+            self.damping_ = max(self.damping_, 2 * floor)
         Hd = H + self.damping_ * torch.eye(problem.p, dtype=H.dtype, device=H.device)
         L, info = torch.linalg.cholesky_ex(Hd)
         lo, hi = float(evals[0]) + self.damping_, float(evals[-1]) + self.damping_
-        if int(info) != 0 or lo <= 1e-12 * max(abs(hi), 1.0):
+        if int(info) != 0 or lo <= floor:
+            need = max(-float(evals[0]), 0.0) + 1e-3 * max(abs(hi), 1e-12)
             raise SingularHessianError(
                 f"The damped Hessian (H + damping*I with damping={self.damping_:g}) is "
                 f"singular or not positive definite: its smallest eigenvalue is "
-                f"{lo:.3g}. Add damping: set damping above {max(-float(evals[0]), 0):.3g} "
-                "(e.g. InfluenceFunction(damping=...), or method__damping in a grid)."
+                f"{lo:.3g} (largest {hi:.3g}). Add damping: e.g. damping={need:.3g} "
+                "or damping='auto' (InfluenceFunction(damping=...), or "
+                "method__damping in a grid)."
             )
         self._L = L
         self._dtype = problem.dtype
