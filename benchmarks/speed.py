@@ -17,8 +17,9 @@ Contenders (each in a fresh process, see ``_speedkit``):
 * Captum ``TracInCP`` with ``sample_wise_grads_per_batch=True`` (Captum's
   batched per-sample-gradient mode; its default per-example loop is far
   slower and runs only with ``--captum-loop-max``);
-* Captum ``TracInCPFast`` -- last layer only, so a different quantity: it is
-  set beside skinfluence with ``parameters="last"``;
+* Captum ``TracInCPFast`` -- the last layer's weight only (no bias), so a
+  different quantity: it is set beside skinfluence with ``parameters`` naming
+  that weight ("last W");
 * forward+backward -- one plain batched pass (``--fb-batch`` rows per batch)
   computing the summed-loss gradient over the training rows: the least work
   any exact per-row method must do.
@@ -77,9 +78,17 @@ def _scorer(data, parameters):
     )
 
 
+def _last_weight(data):
+    """Name of the last Linear layer's weight: Captum's TracInCPFast takes the
+    gradient of that weight only (no bias), so the comparison uses the same."""
+    return [f"{2 * len(data.meta['hidden'])}.weight"]
+
+
 def _ours_matrix(parameters):
     def factory(data, args):
-        scorer = _scorer(data, parameters)
+        scorer = _scorer(
+            data, _last_weight(data) if parameters == "last" else parameters
+        )
         X, y, Xq, yq = (t.numpy() for t in (data.X, data.y, data.Xq, data.yq))
 
         def run():
@@ -92,7 +101,9 @@ def _ours_matrix(parameters):
 
 def _ours_self(parameters):
     def factory(data, args):
-        scorer = _scorer(data, parameters)
+        scorer = _scorer(
+            data, _last_weight(data) if parameters == "last" else parameters
+        )
         X, y = data.X.numpy(), data.y.numpy()
 
         def run():
@@ -104,9 +115,9 @@ def _ours_self(parameters):
 
 
 contender("ours", "matrix", "skinfluence TracIn")(_ours_matrix("all"))
-contender("ours_last", "matrix", "skinfluence TracIn", "last")(_ours_matrix("last"))
+contender("ours_last", "matrix", "skinfluence TracIn", "last W")(_ours_matrix("last"))
 contender("ours_self", "self", "skinfluence TracIn")(_ours_self("all"))
-contender("ours_last_self", "self", "skinfluence TracIn", "last")(_ours_self("last"))
+contender("ours_last_self", "self", "skinfluence TracIn", "last W")(_ours_self("last"))
 
 
 # --------------------------------------------------------------------------
@@ -240,13 +251,13 @@ contender("captum", "matrix", "Captum TracInCP")(_captum_matrix("sample_wise"))
 contender("captum_loop", "matrix", "Captum TracInCP (per-example loop)")(
     _captum_matrix("loop")
 )
-contender("captum_fast", "matrix", "Captum TracInCPFast", "last")(
+contender("captum_fast", "matrix", "Captum TracInCPFast", "last W")(
     _captum_matrix("fast")
 )
 contender("captum_self", "self", "Captum TracInCP.self_influence")(
     _captum_self("sample_wise")
 )
-contender("captum_fast_self", "self", "Captum TracInCPFast.self_influence", "last")(
+contender("captum_fast_self", "self", "Captum TracInCPFast.self_influence", "last W")(
     _captum_self("fast")
 )
 
@@ -308,6 +319,7 @@ def tracin_table(args):
         "tool",
         "params",
         "time (s)",
+        "cpu (s)",
         "x skinfluence",
         "peak MB",
         "corr",
@@ -324,7 +336,7 @@ def tracin_table(args):
                 c = CONTENDERS[name]
                 row = [str(n), QUANTITY[quantity], c.label, c.params]
                 if "skipped" in res:
-                    rows.append(row + [res["skipped"], "", "", "", "", ""])
+                    rows.append(row + [res["skipped"], "", "", "", "", "", ""])
                     continue
                 base = next(
                     results.get((b, n))
@@ -341,6 +353,7 @@ def tracin_table(args):
                     row
                     + [
                         f"{res['time']:.3f}",
+                        f"{res['cpu']:.3f}",
                         "" if ratio is None else f"{ratio:.2f}x",
                         f"{res['peak_mb']:.0f}",
                         corr,
