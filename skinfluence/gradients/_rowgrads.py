@@ -5,6 +5,11 @@ import torch
 __all__ = ["RowGrads"]
 
 
+def _row_sq(M):
+    """Squared Euclidean norm of every row, in one pass without a temporary."""
+    return torch.einsum("ij,ij->i", M, M)
+
+
 class RowGrads:
     """Per-row gradients of ``n`` rows in a :class:`ParamLayout`.
 
@@ -53,12 +58,14 @@ class RowGrads:
     def sq_norms(self):
         """``||g_i||^2`` for every row, without forming ``g``."""
         if self.flat is not None:
-            return (self.flat**2).sum(1)
-        total = 0
+            return _row_sq(self.flat)
+        total = None
         for A, D in self.factors:
-            total = total + (A**2).sum(1) * (D**2).sum(1)
+            term = _row_sq(A) * _row_sq(D)
+            total = term if total is None else total.add_(term)
         if self.dense is not None:
-            total = total + (self.dense**2).sum(1)
+            term = _row_sq(self.dense)
+            total = term if total is None else total.add_(term)
         return total
 
     def dot_flat(self, V):
@@ -77,19 +84,42 @@ class RowGrads:
             out += self.dense @ V[:, self.layout.dense_start :].T
         return out
 
-    def dot(self, other):
-        """(self.n, other.n) matrix of inner products."""
-        if other.flat is not None:
-            return self.dot_flat(other.flat)
-        if self.flat is not None:
-            return other.dot_flat(self.flat).T
-        out = None
+    def dot(self, other, out=None):
+        """(self.n, other.n) matrix of inner products.
+
+        Structured pairs are summed group by group as ``(A1 A2^T) * (D1 D2^T)``
+        with the products accumulated in place; ``out``, if given, receives
+        the result (and is returned).
+        """
+        if other.flat is not None or self.flat is not None:
+            res = (
+                self.dot_flat(other.flat)
+                if other.flat is not None
+                else other.dot_flat(self.flat).T
+            )
+            return res if out is None else out.copy_(res)
+        if out is not None and not out.is_contiguous():
+            return out.copy_(self.dot(other))
+        ref = self._any()
+        if out is None:
+            out = torch.empty(self.n, other.n, dtype=ref.dtype, device=ref.device)
+        started = False
+        s1 = s2 = None
         for (A1, D1), (A2, D2) in zip(self.factors, other.factors):
-            term = (A1 @ A2.T) * (D1 @ D2.T)
-            out = term if out is None else out + term
+            if not started:
+                torch.mm(A1, A2.T, out=out)
+                s1 = torch.mm(D1, D2.T)
+                out.mul_(s1)
+                started = True
+                continue
+            s1 = torch.mm(A1, A2.T, out=s1)
+            s2 = torch.mm(D1, D2.T, out=s2)
+            out.addcmul_(s1, s2)
         if self.dense is not None:
-            term = self.dense @ other.dense.T
-            out = term if out is None else out + term
+            if started:
+                out.addmm_(self.dense, other.dense.T)
+            else:
+                torch.mm(self.dense, other.dense.T, out=out)
         return out
 
     def rows(self, idx):
@@ -140,6 +170,8 @@ class RowGrads:
     def cat(items):
         items = list(items)
         first = items[0]
+        if len(items) == 1:
+            return first
         if first.flat is not None:
             return RowGrads(first.layout, flat=torch.cat([r.flat for r in items]))
         factors = [

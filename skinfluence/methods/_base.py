@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from ..gradients import RowGrads, iter_row_gradients, row_gradients, total_gradient
 from ..gradients._engine import default_chunk
+from ..utils._torch import chunk_size
 
 __all__ = ["BaseInfluenceMethod", "InfluenceContext", "Query", "train_cache_bytes"]
 
@@ -143,6 +144,7 @@ class BaseInfluenceMethod(BaseEstimator):
         self.n_train_ = ctx.n_train
         self.param_sets_ = self._param_sets(ctx)
         self._train_cache = {}
+        self._self_cache = {}
         for c, (params, _) in enumerate(self.param_sets_):
             self._prepare(ctx, c, params)
         return self
@@ -166,6 +168,11 @@ class BaseInfluenceMethod(BaseEstimator):
         return G.sq_norms()
 
     # -- caching -----------------------------------------------------------
+    def _identity_self(self):
+        """Whether self-influence is the plain squared gradient norm, which
+        can then be taken from the same pass that caches the gradients."""
+        return type(self)._self_block is BaseInfluenceMethod._self_block
+
     def _maybe_cache(self, ctx, c, params):
         est = (
             ctx.n_train
@@ -173,13 +180,26 @@ class BaseInfluenceMethod(BaseEstimator):
             * ctx.view.params[ctx.layout.names[0]].element_size()
         )
         if est <= CACHE_BUDGET:
-            self._train_cache[c] = ctx.train_grads(params)
+            identity = self._identity_self()
+            parts, norms = [], []
+            for _, G in ctx.train_chunks(params):
+                parts.append(G)
+                if identity:
+                    norms.append(G.sq_norms())
+            self._train_cache[c] = RowGrads.cat(parts)
+            if identity:
+                self._self_cache[c] = torch.cat(norms)
 
-    def _train_chunks(self, ctx, c):
+    def _train_chunks(self, ctx, c, step=None):
+        """``(slice, RowGrads)`` over the training rows: slices of the cache
+        (``step`` rows at a time) or freshly computed chunks."""
         params = self.param_sets_[c][0]
         cached = self._train_cache.get(c)
         if cached is not None:
-            step = max(ctx.chunk, 4096)
+            step = max(ctx.chunk, 4096 if step is None else step)
+            if step >= cached.n:
+                yield slice(0, cached.n), cached.to(device=ctx.view.device)
+                return
             for start in range(0, cached.n, step):
                 sl = slice(start, min(cached.n, start + step))
                 yield sl, cached.rows(sl).to(device=ctx.view.device)
@@ -197,18 +217,28 @@ class BaseInfluenceMethod(BaseEstimator):
             block = torch.empty(
                 PQ.n, ctx.n_train, dtype=ctx.view.dtype, device=ctx.view.device
             )
-            for sl, G in self._train_chunks(ctx, c):
-                block[:, sl] = PQ.dot(G)
-            block *= weight
-            out = block if out is None else out + block
-        return out * self._scale(ctx)
+            # Training rows per product: the output block and two scratch
+            # matrices of that width stay within the memory budget.
+            step = chunk_size(3 * PQ.n * block.element_size())
+            for sl, G in self._train_chunks(ctx, c, step):
+                PQ.dot(
+                    G, out=block if sl.stop - sl.start == ctx.n_train else block[:, sl]
+                )
+            if not _is_one(weight):
+                block.mul_(weight)
+            out = block if out is None else out.add_(block)
+        scale = self._scale(ctx)
+        return out if _is_one(scale) else out.mul_(scale)
 
     def self_influence(self, ctx, X=None, T=None):
         """``g_j^T P g_j`` for the training rows (or the given rows)."""
         total = None
         for c, (_, weight) in enumerate(self.param_sets_):
             vals = []
-            if X is None:
+            cached = getattr(self, "_self_cache", {}).get(c)
+            if X is None and cached is not None:
+                vals.append(cached.to(device=ctx.view.device))
+            elif X is None:
                 for _, G in self._train_chunks(ctx, c):
                     vals.append(self._self_block(ctx, G, c))
             else:
@@ -219,16 +249,25 @@ class BaseInfluenceMethod(BaseEstimator):
                             ctx, q.rows(slice(start, start + ctx.chunk)), c
                         )
                     )
-            v = torch.cat(vals) * weight
-            total = v if total is None else total + v
-        return total * self._scale(ctx)
+            v = torch.cat(vals) if len(vals) > 1 else vals[0].clone()
+            if not _is_one(weight):
+                v.mul_(weight)
+            total = v if total is None else total.add_(v)
+        scale = self._scale(ctx)
+        return total if _is_one(scale) else total * scale
 
     def _query_params(self, ctx, c):
         return self.param_sets_[c][0]
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        cache = state.get("_train_cache")
-        if cache:
-            state["_train_cache"] = {k: v.to("cpu") for k, v in cache.items()}
+        for key in ("_train_cache", "_self_cache"):
+            cache = state.get(key)
+            if cache:
+                state[key] = {k: v.to("cpu") for k, v in cache.items()}
         return state
+
+
+def _is_one(x):
+    """Whether a scale or weight is the plain number 1 (multiplying is a no-op)."""
+    return isinstance(x, int | float) and x == 1
