@@ -5,12 +5,23 @@ helps a validation objective most -- as scikit-learn estimators.
 """
 
 from .estimators import InfluenceScorer
-from .methods import METHODS, ExactSolver, InfluenceFunction, TracIn
+from .methods import (
+    METHODS,
+    ArnoldiSolver,
+    CGSolver,
+    EKFACSolver,
+    ExactSolver,
+    InfluenceFunction,
+    TracIn,
+)
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "METHODS",
+    "ArnoldiSolver",
+    "CGSolver",
+    "EKFACSolver",
     "ExactSolver",
     "InfluenceFunction",
     "InfluenceScorer",

@@ -4,10 +4,13 @@ from ._base import BaseInfluenceMethod, InfluenceContext, Query
 from ._influence_function import InfluenceFunction
 from ._registry import METHODS, get_method, register_method
 from ._tracin import TracIn
-from .ihvp import ExactSolver
+from .ihvp import ArnoldiSolver, CGSolver, EKFACSolver, ExactSolver
 
 __all__ = [
+    "ArnoldiSolver",
     "BaseInfluenceMethod",
+    "CGSolver",
+    "EKFACSolver",
     "ExactSolver",
     "InfluenceContext",
     "InfluenceFunction",

@@ -5,11 +5,24 @@ ctx)`` (sets ``damping_``) and ``solve(V) -> (H + damping_ I)^{-1} V``
 row-wise, where ``problem`` is a :class:`~skinfluence.gradients.HessianProblem`.
 """
 
+from ._arnoldi import ArnoldiSolver
+from ._cg import CGSolver
+from ._ekfac import EKFACSolver
 from ._exact import ExactSolver
 
 SOLVERS = {"exact": ExactSolver}
+SOLVERS["cg"] = CGSolver
+SOLVERS["arnoldi"] = ArnoldiSolver
+SOLVERS["ekfac"] = EKFACSolver
 
-__all__ = ["ExactSolver", "SOLVERS", "get_solver"]
+__all__ = [
+    "ArnoldiSolver",
+    "CGSolver",
+    "EKFACSolver",
+    "ExactSolver",
+    "SOLVERS",
+    "get_solver",
+]
 
 
 def get_solver(solver):
