@@ -12,6 +12,7 @@ from .methods import (
     EKFACSolver,
     ExactSolver,
     InfluenceFunction,
+    NewtonLOO,
     TracIn,
 )
 
@@ -25,6 +26,7 @@ __all__ = [
     "ExactSolver",
     "InfluenceFunction",
     "InfluenceScorer",
+    "NewtonLOO",
     "TracIn",
     "__version__",
 ]

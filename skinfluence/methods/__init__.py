@@ -2,6 +2,7 @@
 
 from ._base import BaseInfluenceMethod, InfluenceContext, Query
 from ._influence_function import InfluenceFunction
+from ._newton_loo import NewtonLOO
 from ._registry import METHODS, get_method, register_method
 from ._tracin import TracIn
 from .ihvp import ArnoldiSolver, CGSolver, EKFACSolver, ExactSolver
@@ -15,6 +16,7 @@ __all__ = [
     "InfluenceContext",
     "InfluenceFunction",
     "METHODS",
+    "NewtonLOO",
     "Query",
     "TracIn",
     "get_method",

@@ -4,11 +4,13 @@ from sklearn.base import clone
 
 from ._base import BaseInfluenceMethod
 from ._influence_function import InfluenceFunction
+from ._newton_loo import NewtonLOO
 from ._tracin import TracIn
 
 METHODS = {
     "tracin": TracIn,
     "influence_function": InfluenceFunction,
+    "newton_loo": NewtonLOO,
 }
 
 

@@ -20,7 +20,10 @@ from ._view import ModelView
 
 def _linear(coef, intercept, device, dtype):
     coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
-    layer = nn.Linear(coef.shape[1], coef.shape[0], bias=intercept is not None)
+    # Built in float64 so that a float64 view keeps the fitted values exactly.
+    layer = nn.Linear(
+        coef.shape[1], coef.shape[0], bias=intercept is not None, dtype=torch.float64
+    )
     with torch.no_grad():
         layer.weight.copy_(torch.as_tensor(coef))
         if intercept is not None:
@@ -155,7 +158,7 @@ def mlp_view(est, n_train, device, dtype):
     n_layers = len(est.coefs_)
     weight_names = []
     for i, (W, b) in enumerate(zip(est.coefs_, est.intercepts_)):
-        lin = nn.Linear(W.shape[0], W.shape[1])
+        lin = nn.Linear(W.shape[0], W.shape[1], dtype=torch.float64)
         with torch.no_grad():
             lin.weight.copy_(torch.as_tensor(np.asarray(W, dtype=np.float64).T))
             lin.bias.copy_(torch.as_tensor(np.asarray(b, dtype=np.float64)))
