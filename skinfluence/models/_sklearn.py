@@ -20,7 +20,7 @@ from ._view import ModelView
 
 def _linear(coef, intercept, device, dtype):
     coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
-    # Built in float64 so that a float64 view keeps the fitted values exactly.
+    # Build in float64 so the fitted values survive exactly until the cast.
     layer = nn.Linear(
         coef.shape[1], coef.shape[0], bias=intercept is not None, dtype=torch.float64
     )
