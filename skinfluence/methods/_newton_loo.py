@@ -192,7 +192,7 @@ class NewtonLOO(BaseInfluenceMethod):
         dtype = ctx.view.dtype
         if self.query == "linear" or query.transform is not None:
             Q = ctx.query_grads(query)
-            return Q.dot_flat(self._steps.to(dtype)).T
+            return Q.dot_flat(self._steps.to(dtype))
         group = ctx.layout.groups[0]
         aq, zq = _inputs_outputs(ctx.view, group, query.X)
         aq, zq = aq.to(torch.float64), zq.to(torch.float64)

@@ -38,7 +38,9 @@ def test_exact_for_ridge():
 
 def _loo_logistic(X, y, Xq, yq, C=1.0):
     def fit(Xf, yf, init=None):
-        m = LogisticRegression(C=C, tol=1e-12, max_iter=5000, warm_start=True)
+        m = LogisticRegression(
+            C=C, solver="newton-cholesky", tol=1e-12, max_iter=500, warm_start=True
+        )
         if init is not None:
             m.coef_, m.intercept_ = init.coef_.copy(), init.intercept_.copy()
         return m.fit(Xf, yf)
@@ -62,15 +64,16 @@ def test_newton_steps_converge_to_true_leave_one_out(n_classes):
     )
     base, loo = _loo_logistic(X[:60], y[:60], X[60:], y[60:])
     errors = []
-    for n_steps in (1, 4):
+    for n_steps in (1, 2, 8):
         s = InfluenceScorer(
-            FrozenEstimator(base),
-            method=NewtonLOO(n_steps=n_steps, damping=0),
-            dtype="float64",
+            FrozenEstimator(base), method=NewtonLOO(n_steps=n_steps), dtype="float64"
         ).fit(X[:60], y[:60])
         errors.append(np.abs(s.influence(X[60:], y[60:]) - loo).max())
-    assert errors[1] < 1e-6 * np.abs(loo).max()
-    assert errors[0] < 0.2 * np.abs(loo).max()
+    # Each step holds the Hessian at the fitted parameters: the error falls
+    # geometrically towards the true leave-one-out change.
+    assert errors[0] < 0.3 * np.abs(loo).max()
+    assert errors[2] < errors[1] < errors[0]
+    assert errors[2] < 0.01 * errors[0]
 
 
 def test_binary_linear_query_is_influence_function_over_one_minus_leverage():
