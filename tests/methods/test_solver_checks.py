@@ -1,5 +1,6 @@
 """scikit-learn's estimator checks with each inverse-Hessian solver selected."""
 
+import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -21,6 +22,7 @@ ESTIMATORS = [
 ] + [InfluenceScorer(LogisticRegression(), method=NewtonLOO())]
 
 
+@pytest.mark.slow
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_estimator_checks(estimator, check):
     check(estimator)
