@@ -51,10 +51,10 @@ class CGSolver(BaseEstimator):
     >>> from skinfluence import CGSolver, InfluenceFunction, InfluenceScorer
     >>> X, y = load_breast_cancer(return_X_y=True)
     >>> X = scale(X)
-    >>> method = InfluenceFunction(solver=CGSolver(tol=1e-6), damping=0.01)
+    >>> method = InfluenceFunction(solver=CGSolver(max_iter=200), damping=0.01)
     >>> scorer = InfluenceScorer(LogisticRegression(), method=method).fit(X, y)
-    >>> scorer.get_params()["method__solver__tol"]
-    1e-06
+    >>> scorer.get_params()["method__solver__max_iter"]
+    200
     >>> scorer.influence(X[:3], y[:3]).shape
     (3, 569)
     """
@@ -124,13 +124,22 @@ class CGSolver(BaseEstimator):
                 float((curv / pp.clamp_min(torch.finfo(pp.dtype).tiny)).abs().max()),
             )
             eps = torch.finfo(curv.dtype).eps
-            if bool((curv <= 10 * eps * h_scale * pp).any()):
-                raise SingularHessianError(
-                    "Conjugate gradient met a direction of zero or negative "
-                    f"curvature: H + damping*I (damping={self.damping_:g}) is "
-                    "singular or indefinite. Add damping (e.g. "
-                    "InfluenceFunction(damping=...) or method__damping)."
-                )
+            bad = curv <= 10 * eps * h_scale * pp
+            if bool(bad.any()):
+                rel_bad = R[idx[bad]].norm(dim=1) / norms[idx[bad]]
+                if bool((rel_bad > eps**0.5).any()):
+                    raise SingularHessianError(
+                        "Conjugate gradient met a direction of zero or negative "
+                        f"curvature: H + damping*I (damping={self.damping_:g}) is "
+                        "singular or indefinite. Add damping (e.g. "
+                        "InfluenceFunction(damping=...) or method__damping)."
+                    )
+                # Rounding-level residuals: these rows cannot improve further.
+                active[idx[bad]] = False
+                good = ~bad
+                idx, Pa, AP, curv = idx[good], Pa[good], AP[good], curv[good]
+                if idx.numel() == 0:
+                    break
             alpha = rz[idx] / curv
             X[idx] += alpha[:, None] * Pa
             R[idx] -= alpha[:, None] * AP
@@ -144,7 +153,7 @@ class CGSolver(BaseEstimator):
         rel = R.norm(dim=1) / norms.clamp_min(torch.finfo(norms.dtype).tiny)
         self.residual_ = float(rel.max()) if rel.numel() else 0.0
         self.n_iter_ = it
-        if bool(active.any()):
+        if bool((rel > self.tol).any()):
             warnings.warn(
                 f"CG stopped after max_iter={self.max_iter} iterations with a "
                 f"relative residual of {self.residual_:.2e} > tol={self.tol:g}. "
