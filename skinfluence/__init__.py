@@ -9,11 +9,15 @@ from .estimators import InfluenceScorer
 from .methods import (
     METHODS,
     SOLVERS,
+    ArnoldiSolver,
+    CGSolver,
+    EKFACSolver,
     ExactSolver,
     FastIF,
     InfluenceFunction,
     IPEnsemble,
     LissaSolver,
+    NewtonLOO,
     TracIn,
     TracInCP,
 )
@@ -28,9 +32,12 @@ from .objectives import (
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ArnoldiSolver",
+    "CGSolver",
     "CallableObjective",
     "Checkpoints",
     "DemographicParity",
+    "EKFACSolver",
     "EqualOpportunity",
     "ExactSolver",
     "FastIF",
@@ -39,6 +46,7 @@ __all__ = [
     "InfluenceScorer",
     "LissaSolver",
     "METHODS",
+    "NewtonLOO",
     "OBJECTIVES",
     "RobustnessObjective",
     "SOLVERS",

@@ -4,13 +4,24 @@ from ._base import BaseInfluenceMethod, InfluenceContext, Query
 from ._ensemble import IPEnsemble
 from ._fastif import FastIF
 from ._influence_function import InfluenceFunction
+from ._newton_loo import NewtonLOO
 from ._registry import METHODS, get_method, register_method
 from ._tracin import TracIn
 from ._tracin_cp import TracInCP
-from .ihvp import SOLVERS, ExactSolver, LissaSolver
+from .ihvp import (
+    SOLVERS,
+    ArnoldiSolver,
+    CGSolver,
+    EKFACSolver,
+    ExactSolver,
+    LissaSolver,
+)
 
 __all__ = [
+    "ArnoldiSolver",
     "BaseInfluenceMethod",
+    "CGSolver",
+    "EKFACSolver",
     "ExactSolver",
     "FastIF",
     "IPEnsemble",
@@ -18,6 +29,7 @@ __all__ = [
     "InfluenceFunction",
     "LissaSolver",
     "METHODS",
+    "NewtonLOO",
     "Query",
     "SOLVERS",
     "TracIn",

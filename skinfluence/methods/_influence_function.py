@@ -52,10 +52,16 @@ class InfluenceFunction(BaseInfluenceMethod):
 
     Parameters
     ----------
-    solver : {"exact"} or solver object, default="exact"
+    solver : {"exact", "cg", "arnoldi", "ekfac"} or solver object, default="exact"
         How ``(H + damping I)^{-1}`` is applied. ``"exact"`` forms ``H``
         and factorises it (Cholesky, float64); fit for up to a few thousand
-        parameters.
+        parameters. ``"cg"`` (:class:`CGSolver`): conjugate gradient on
+        Hessian-vector products, exact up to its tolerance. ``"arnoldi"``
+        (:class:`ArnoldiSolver`): top-k eigenpairs, fast queries from cached
+        training-row coordinates. ``"ekfac"`` (:class:`EKFACSolver`):
+        eigenvalue-corrected Kronecker factors of Linear layers. A solver
+        object's settings are grid-searchable as ``method__solver__tol``
+        etc.
     damping : float >= 0 or "auto", default="auto"
         Added to the Hessian's diagonal. ``"auto"`` is ``1e-5 * trace(H)/p``.
         ``0`` is allowed; a singular or indefinite Hessian then raises an
@@ -112,6 +118,14 @@ class InfluenceFunction(BaseInfluenceMethod):
         self.solver_ = clone(solver) if not isinstance(self.solver, str) else solver
         self.damping_ = self.solver_.fit(problem, self.damping, ctx).damping_
         self._maybe_cache(ctx, c, params)
+        self._train_embed = {}
+        if hasattr(self.solver_, "low_rank_factors"):
+            # P = U diag(w) U^T + s I: cache every training row's coordinates
+            # g_j U once, so queries and self-influence never solve again.
+            U = self.solver_.low_rank_factors()[0]
+            self._train_embed[c] = torch.cat(
+                [G.dot_flat(U.T) for _, G in self._train_chunks(ctx, c)]
+            )
 
     def _scale(self, ctx):
         return 1.0 / ctx.view.n_train
@@ -120,5 +134,33 @@ class InfluenceFunction(BaseInfluenceMethod):
         return RowGrads.from_flat(ctx.layout, self.solver_.solve(Q.materialise()))
 
     def _self_block(self, ctx, G, c):
+        if hasattr(self.solver_, "low_rank_factors"):
+            U, w, shift = self.solver_.low_rank_factors()
+            return ((G.dot_flat(U.T) ** 2) * w).sum(1) + shift * G.sq_norms()
+        if hasattr(self.solver_, "quadratic"):
+            return self.solver_.quadratic(G)
         M = G.materialise()
         return (M * self.solver_.solve(M)).sum(1)
+
+    def influence(self, ctx, query):
+        embed = getattr(self, "_train_embed", None)
+        if not embed:
+            return super().influence(ctx, query)
+        U, w, shift = self.solver_.low_rank_factors()
+        Q = ctx.query_grads(query, self._query_params(ctx, 0))
+        out = (Q.dot_flat(U.T) * w) @ embed[0].T
+        if shift:
+            for sl, G in self._train_chunks(ctx, 0):
+                out[:, sl] += shift * Q.dot(G)
+        return out * self._scale(ctx)
+
+    def self_influence(self, ctx, X=None, T=None):
+        embed = getattr(self, "_train_embed", None)
+        if not embed or X is not None:
+            return super().self_influence(ctx, X, T)
+        U, w, shift = self.solver_.low_rank_factors()
+        vals = (embed[0] ** 2 * w).sum(1)
+        if shift:
+            norms = torch.cat([G.sq_norms() for _, G in self._train_chunks(ctx, 0)])
+            vals = vals + shift * norms
+        return vals * self._scale(ctx)

@@ -6,6 +6,7 @@ from ._base import BaseInfluenceMethod
 from ._ensemble import IPEnsemble
 from ._fastif import FastIF
 from ._influence_function import InfluenceFunction
+from ._newton_loo import NewtonLOO
 from ._tracin import TracIn
 from ._tracin_cp import TracInCP
 
@@ -15,6 +16,7 @@ METHODS = {
     "tracin_cp": TracInCP,
     "ip_ensemble": IPEnsemble,
     "fastif": FastIF,
+    "newton_loo": NewtonLOO,
 }
 
 

@@ -5,13 +5,28 @@ ctx)`` (sets ``damping_``) and ``solve(V) -> (H + damping_ I)^{-1} V``
 row-wise, where ``problem`` is a :class:`~skinfluence.gradients.HessianProblem`.
 """
 
+from ._arnoldi import ArnoldiSolver
+from ._cg import CGSolver
+from ._ekfac import EKFACSolver
 from ._exact import ExactSolver
 from ._lissa import LISSA_PRESETS, LissaSolver
 
 SOLVERS = {"exact": ExactSolver}
 SOLVERS["lissa"] = LissaSolver
+SOLVERS["cg"] = CGSolver
+SOLVERS["arnoldi"] = ArnoldiSolver
+SOLVERS["ekfac"] = EKFACSolver
 
-__all__ = ["ExactSolver", "LISSA_PRESETS", "LissaSolver", "SOLVERS", "get_solver"]
+__all__ = [
+    "ArnoldiSolver",
+    "CGSolver",
+    "EKFACSolver",
+    "ExactSolver",
+    "LISSA_PRESETS",
+    "LissaSolver",
+    "SOLVERS",
+    "get_solver",
+]
 
 
 def get_solver(solver):

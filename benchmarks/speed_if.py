@@ -1,0 +1,374 @@
+"""Speed of influence functions on an MLP: skinfluence solvers vs pyDVL and Captum.
+
+Problem: the MLP 64-256-256-10 (85,002 parameters) and synthetic data of
+``benchmarks/speed.py`` (same files when it shares ``--workdir``; otherwise
+made here with the same recipe). Every tool computes the influence matrix of
+``--n-query`` (500) query rows on ``n_train`` training rows, from the same
+weights, with damping ``--damping`` (0.5, DESIGN 6.5) added to the Hessian
+of the mean cross-entropy. Time = ``fit`` + ``influence`` of all queries in
+a fresh process (for skinfluence through the method object, i.e. what
+``InfluenceScorer.fit``/``influence`` run minus the self-influence pass).
+
+Reference: float64 block conjugate gradient to relative residual 1e-6 at
+the same damping, on the first ``--ref-queries`` queries; "pearson" is the
+mean over those queries of the Pearson correlation of a tool's scores with
+it. Signs are aligned to skinfluence's (positive = helpful): pyDVL's
+``InfluenceMode.Up`` scores are negated.
+
+Contenders:
+
+* skinfluence ``InfluenceFunction`` with ``CGSolver()``,
+  ``ArnoldiSolver(rank=--rank)`` and ``EKFACSolver()``;
+* pyDVL 0.10 ``CgInfluence``, ``ArnoldiInfluence(rank=--rank)`` and
+  ``EkfacInfluence`` (run with ``--pydvl-python``, a separate environment
+  with numpy<2, since pyDVL 0.10 needs it);
+* Captum ``ArnoldiInfluenceFunction`` (``projection_dim=--rank``,
+  ``hessian_reg`` = damping).
+
+A contender that runs past ``--timeout`` seconds is reported as such.
+
+Run ``python benchmarks/speed_if.py --n-train 2000 8000``. ``table(args,
+measure)`` and ``add_arguments(parser)`` let ``benchmarks/speed.py`` append
+this table; ``rows(args)`` returns the measurements.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+SCRIPT = os.path.abspath(__file__)
+REPO = os.path.dirname(os.path.dirname(SCRIPT))
+OURS = ["skinfluence-cg", "skinfluence-arnoldi", "skinfluence-ekfac"]
+ANCHORS = ["pydvl-cg", "pydvl-arnoldi", "pydvl-ekfac", "captum-arnoldi"]
+PASSTHROUGH = []
+
+
+def make_module(n_features, hidden, n_classes):
+    layers, width = [], n_features
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)
+
+
+def write_problem(args, workdir):
+    """Same recipe as ``benchmarks/speed.py``: synthetic teacher labels with
+    5% noise, an MLP trained for a few Adam epochs."""
+    n_pool = max(args.n_train)
+    gen = torch.Generator().manual_seed(args.seed)
+    X = torch.randn(n_pool + args.n_query, args.n_features, generator=gen)
+    teacher = torch.randn(args.n_features, args.n_classes, generator=gen)
+    y = (torch.tanh(X) @ teacher).argmax(1)
+    flip = torch.rand(len(y), generator=gen) < 0.05
+    y[flip] = torch.randint(0, args.n_classes, (int(flip.sum()),), generator=gen)
+    torch.manual_seed(args.seed)
+    module = make_module(args.n_features, args.hidden, args.n_classes)
+    opt = torch.optim.Adam(module.parameters(), lr=1e-3)
+    for _ in range(args.train_epochs):
+        order = torch.randperm(n_pool, generator=gen)
+        for start in range(0, n_pool, 256):
+            idx = order[start : start + 256]
+            opt.zero_grad()
+            nn.functional.cross_entropy(module(X[idx]), y[idx]).backward()
+            opt.step()
+    os.makedirs(workdir, exist_ok=True)
+    torch.save(module.state_dict(), os.path.join(workdir, "model.pt"))
+    np.savez(
+        os.path.join(workdir, "data.npz"),
+        X=X[:n_pool].numpy(),
+        y=y[:n_pool].numpy(),
+        Xq=X[n_pool:].numpy(),
+        yq=y[n_pool:].numpy(),
+    )
+    meta = dict(
+        n_features=args.n_features, hidden=list(args.hidden), n_classes=args.n_classes
+    )
+    with open(os.path.join(workdir, "meta.json"), "w") as f:
+        json.dump(meta, f)
+
+
+def _load(workdir, n_train, n_query):
+    with open(os.path.join(workdir, "meta.json")) as f:
+        meta = json.load(f)
+    arrays = np.load(os.path.join(workdir, "data.npz"))
+    module = make_module(meta["n_features"], meta["hidden"], meta["n_classes"])
+    module.load_state_dict(torch.load(os.path.join(workdir, "model.pt")))
+    module.eval()
+    X = torch.from_numpy(arrays["X"][:n_train].copy())
+    y = torch.from_numpy(arrays["y"][:n_train].copy()).long()
+    Xq = torch.from_numpy(arrays["Xq"][:n_query].copy())
+    yq = torch.from_numpy(arrays["yq"][:n_query].copy()).long()
+    return module, X, y, Xq, yq
+
+
+# --------------------------------------------------------------------------
+# contenders (each runs in its own process)
+# --------------------------------------------------------------------------
+def _skinfluence(solver, module, X, y, Xq, yq, damping, dtype=torch.float32):
+    from skorch import NeuralNetClassifier
+
+    from skinfluence import InfluenceFunction, models
+    from skinfluence.gradients import ParamLayout
+    from skinfluence.methods import InfluenceContext, Query
+    from skinfluence.utils._torch import make_generator
+
+    def run():
+        net = NeuralNetClassifier(
+            module, criterion=nn.CrossEntropyLoss, train_split=None
+        ).initialize()
+        view = models.adapt(net, len(X), "cpu", dtype)
+        Xt, Xqt = X.to(dtype), Xq.to(dtype)
+        layout = ParamLayout(view, view.select("all"), Xt[:2])
+        ctx = InfluenceContext(
+            view=view,
+            layout=layout,
+            X=Xt,
+            T=view.encode_target(y.numpy()),
+            generator=make_generator(0),
+        )
+        method = InfluenceFunction(solver=solver, damping=damping).fit(ctx)
+        query = Query(Xqt, view.encode_target(yq.numpy()), measure=view.loss)
+        return method.influence(ctx, query).double().numpy()
+
+    return run
+
+
+def contender(name, args, module, X, y, Xq, yq):
+    d = args.damping
+    if name.startswith("skinfluence") or name == "reference":
+        from skinfluence import ArnoldiSolver, CGSolver, EKFACSolver
+
+        if name == "reference":
+            solver = CGSolver(tol=1e-6, max_iter=1000)
+            return _skinfluence(solver, module.double(), X, y, Xq, yq, d, torch.float64)
+        solver = {
+            "skinfluence-cg": CGSolver(),
+            "skinfluence-arnoldi": ArnoldiSolver(rank=args.rank),
+            "skinfluence-ekfac": EKFACSolver(),
+        }[name]
+        return _skinfluence(solver, module, X, y, Xq, yq, d)
+    if name.startswith("pydvl"):
+        from pydvl.influence import InfluenceMode
+        from pydvl.influence.torch import ArnoldiInfluence, CgInfluence, EkfacInfluence
+        from torch.utils.data import DataLoader, TensorDataset
+
+        loss = nn.functional.cross_entropy
+
+        def run():
+            if name == "pydvl-cg":
+                model = CgInfluence(module, loss, regularization=d)
+            elif name == "pydvl-arnoldi":
+                model = ArnoldiInfluence(module, loss, regularization=d, rank=args.rank)
+            else:
+                model = EkfacInfluence(module, hessian_regularization=d)
+            loader = DataLoader(TensorDataset(X, y), batch_size=1000)
+            model = model.fit(loader)
+            values = model.influences(Xq, yq, X, y, mode=InfluenceMode.Up)
+            # Up-weighting's effect on the test loss: helpful rows are negative.
+            return -values.double().numpy()
+
+        return run
+    if name == "captum-arnoldi":
+        from captum.influence._core.arnoldi_influence_function import (
+            ArnoldiInfluenceFunction,
+        )
+        from torch.utils.data import DataLoader, TensorDataset
+
+        path = os.path.join(args.workdir, "model.pt")
+
+        def run():
+            loader = DataLoader(TensorDataset(X, y), batch_size=1000)
+            tool = ArnoldiInfluenceFunction(
+                module,
+                loader,
+                path,
+                loss_fn=nn.CrossEntropyLoss(reduction="none"),
+                batch_size=1000,
+                projection_dim=args.rank,
+                hessian_reg=d,
+            )
+            return tool.influence((Xq, yq)).double().numpy()
+
+        return run
+    raise ValueError(name)
+
+
+def worker(args):
+    torch.set_num_threads(args.threads)
+    module, X, y, Xq, yq = _load(args.workdir, args.worker_n, args.n_query)
+    if args.worker == "reference":
+        Xq, yq = Xq[: args.ref_queries], yq[: args.ref_queries]
+    # One small untimed run pays one-off costs (imports, set-up); a tiny
+    # sample's Hessian may be too indefinite for the damping, which is fine.
+    try:
+        contender(args.worker, args, module, X[:256], y[:256], Xq[:4], yq[:4])()
+    except Exception:  # noqa: BLE001
+        pass
+    run = contender(args.worker, args, module, X, y, Xq, yq)
+    t0 = time.perf_counter()
+    scores = run()
+    elapsed = time.perf_counter() - t0
+    path = os.path.join(args.workdir, f"if-{args.worker}-{args.worker_n}.npy")
+    np.save(path, scores[: args.ref_queries])
+    print("RESULT " + json.dumps(dict(time=elapsed, scores=path)))
+
+
+def _run(name, n_train, args):
+    python = args.pydvl_python if name.startswith("pydvl") else sys.executable
+    cmd = [
+        python,
+        SCRIPT,
+        "--worker",
+        name,
+        "--worker-n",
+        str(n_train),
+        "--workdir",
+        args.workdir,
+        "--n-query",
+        str(args.n_query),
+        "--ref-queries",
+        str(args.ref_queries),
+        "--damping",
+        str(args.damping),
+        "--rank",
+        str(args.rank),
+        "--threads",
+        str(args.threads),
+    ]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    try:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=env, timeout=args.timeout
+        )
+    except subprocess.TimeoutExpired:
+        return dict(time=None, note=f"> {args.timeout:.0f} s (stopped)")
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    return dict(time=None, note="failed: " + proc.stderr.strip().splitlines()[-1])
+
+
+def _pearson(path, ref):
+    a = np.load(path)
+    return float(np.mean([np.corrcoef(u, v)[0, 1] for u, v in zip(a, ref)]))
+
+
+def rows(args):
+    """Measurements: one dict per (n_train, contender)."""
+    out = []
+    for n in args.if_n_train:
+        ref = _run("reference", n, args)
+        ref_scores = np.load(ref["scores"]) if ref.get("scores") else None
+        results = {name: _run(name, n, args) for name in OURS + ANCHORS}
+        anchor_times = [
+            results[a]["time"] for a in ANCHORS if results[a].get("time") is not None
+        ]
+        fastest = min(anchor_times) if anchor_times else None
+        for name in ["reference"] + OURS + ANCHORS:
+            r = ref if name == "reference" else results[name]
+            t = r.get("time")
+            pear = None
+            if r.get("scores") and ref_scores is not None:
+                pear = _pearson(r["scores"], ref_scores)
+            out.append(
+                dict(
+                    n_train=n,
+                    tool=name,
+                    time=t,
+                    speedup=(fastest / t) if (fastest and t) else None,
+                    pearson=pear,
+                    note=r.get("note", ""),
+                )
+            )
+    return out
+
+
+def table(args, measure=None):
+    """The influence-function table as text (``measure`` is unused: these
+    contenders run through this module's own workers)."""
+    for name, default in _DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    lines = [
+        f"Influence functions, {args.n_query} queries, damping {args.damping}; "
+        f"reference = float64 block CG to relative residual 1e-6 on the first "
+        f"{args.ref_queries} queries ('reference' row: its time for those only); "
+        "'x fastest anchor' = fastest pyDVL/Captum time / this time"
+    ]
+    head = f"{'n_train':>7s}  {'tool':22s} {'time s':>9s} {'x fastest anchor':>17s} {'pearson':>8s}  note"
+    lines += [head, "-" * len(head)]
+    for r in rows(args):
+        t = "-" if r["time"] is None else f"{r['time']:.2f}"
+        sp = "-" if r["speedup"] is None else f"{r['speedup']:.2f}"
+        pe = "-" if r["pearson"] is None else f"{r['pearson']:.4f}"
+        lines.append(
+            f"{r['n_train']:7d}  {r['tool']:22s} {t:>9s} {sp:>17s} {pe:>8s}  {r['note']}"
+        )
+    return "\n".join(lines)
+
+
+_DEFAULTS = dict(
+    if_n_train=[2000, 8000],
+    damping=0.5,
+    ref_queries=50,
+    rank=50,
+    timeout=900.0,
+    pydvl_python="/work/venv-pydvl/bin/python",
+)
+
+
+def add_arguments(parser):
+    parser.add_argument("--if-n-train", type=int, nargs="+", default=[2000, 8000])
+    parser.add_argument("--damping", type=float, default=0.5)
+    parser.add_argument("--ref-queries", type=int, default=50)
+    parser.add_argument("--rank", type=int, default=50)
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--pydvl-python",
+        default=os.environ.get("PYDVL_PYTHON", "/work/venv-pydvl/bin/python"),
+        help="python of an environment with pydvl[influence]==0.10 and numpy<2",
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n-train", type=int, nargs="+", default=None)
+    parser.add_argument("--n-query", type=int, default=500)
+    parser.add_argument("--n-features", type=int, default=64)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
+    parser.add_argument("--n-classes", type=int, default=10)
+    parser.add_argument("--train-epochs", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-n", type=int, default=None, help=argparse.SUPPRESS)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.worker is not None:
+        worker(args)
+        return
+    if args.n_train:
+        args.if_n_train = args.n_train
+    args.n_train = args.if_n_train
+    own = tempfile.TemporaryDirectory() if args.workdir is None else None
+    args.workdir = args.workdir or own.name
+    if not os.path.exists(os.path.join(args.workdir, "model.pt")):
+        write_problem(args, args.workdir)
+    print(table(args))
+    if own is not None:
+        own.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.datasets import make_classification, make_regression
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.neural_network import MLPClassifier
+from torch import nn
+
+from skinfluence import (
+    ArnoldiSolver,
+    CGSolver,
+    EKFACSolver,
+    InfluenceFunction,
+    InfluenceScorer,
+)
+from skinfluence.exceptions import SingularHessianError, SolverConvergenceWarning
+from skinfluence.gradients import HessianProblem, ParamLayout
+from skinfluence.models import ModelView
+from skinfluence.models._losses import squared_error
+
+
+def _pearson(a, b):
+    return np.mean([np.corrcoef(u, v)[0, 1] for u, v in zip(a, b)])
+
+
+@pytest.fixture(scope="module")
+def mlp_data():
+    X, y = make_classification(
+        120, 5, n_informative=3, n_redundant=0, n_classes=3, random_state=0
+    )
+    mlp = MLPClassifier((5,), alpha=1e-2, max_iter=3000, random_state=0).fit(X, y)
+    return FrozenEstimator(mlp), X, y
+
+
+def _scores(est, X, y, solver, damping=0.2, dtype="float64", n_query=8):
+    s = InfluenceScorer(
+        est,
+        method=InfluenceFunction(solver=solver, damping=damping),
+        dtype=dtype,
+        random_state=0,
+    ).fit(X, y)
+    return s, s.influence(X[:n_query], y[:n_query]), s.self_influence_
+
+
+@pytest.fixture(scope="module")
+def mlp_exact(mlp_data):
+    est, X, y = mlp_data
+    return _scores(est, X, y, "exact")
+
+
+@pytest.mark.parametrize(
+    "solver",
+    [
+        CGSolver(tol=1e-10, max_iter=500),
+        CGSolver(tol=1e-10, max_iter=500, preconditioner="diagonal"),
+        ArnoldiSolver(rank=1000),
+    ],
+    ids=["cg", "cg-diagonal", "arnoldi-full-rank"],
+)
+def test_exact_solvers_match_cholesky(mlp_data, mlp_exact, solver):
+    est, X, y = mlp_data
+    _, ref, ref_self = mlp_exact
+    _, inf, self_inf = _scores(est, X, y, solver)
+    scale = np.abs(ref).max()
+    np.testing.assert_allclose(inf, ref, rtol=0, atol=1e-7 * scale)
+    np.testing.assert_allclose(
+        self_inf, ref_self, rtol=0, atol=1e-7 * np.abs(ref_self).max()
+    )
+
+
+def _explicit_hessian(view, X, T):
+    """Mean Hessian by a plain loop of autograd over parameter coordinates."""
+    names = list(view.params)
+    flat = torch.cat([view.params[n].reshape(-1) for n in names]).clone()
+    flat.requires_grad_(True)
+
+    def objective(w):
+        params, off = {}, 0
+        for n in names:
+            k = view.params[n].numel()
+            params[n] = w[off : off + k].reshape(view.params[n].shape)
+            off += k
+        out = torch.func.functional_call(view.module, params, (X,))
+        return (view.loss(out, T).sum() + view.penalty(params)) / view.n_train
+
+    (g,) = torch.autograd.grad(objective(flat), flat, create_graph=True)
+    rows = [
+        torch.autograd.grad(g[i], flat, retain_graph=True)[0] for i in range(len(g))
+    ]
+    return torch.stack(rows), names
+
+
+def test_arnoldi_subspace_matches_eigendecomposition(mlp_data):
+    est, X, y = mlp_data
+    damping, rank = 0.2, 6
+    s, inf, self_inf = _scores(
+        est, X, y, ArnoldiSolver(rank=rank, oversampling=1000, tail=0.0), damping
+    )
+    ctx = s._context()
+    H, names = _explicit_hessian(ctx.view, ctx.X, ctx.T)
+    evals, vecs = torch.linalg.eigh((H + H.T) / 2)
+    top = torch.argsort(evals.abs(), descending=True)[:rank]
+    U, lam = vecs[:, top], evals[top]
+    P = (
+        U @ torch.diag(1 / (lam + damping) - 1 / damping) @ U.T
+        + torch.eye(len(H), dtype=H.dtype) / damping
+    )
+    # Per-row loss gradients in the same (named-parameter) order.
+    leaves = {n: ctx.view.params[n].clone().requires_grad_(True) for n in names}
+
+    def row_grad(x, t):
+        out = ctx.view.forward(x[None], leaves)
+        gs = torch.autograd.grad(
+            ctx.view.loss(out, t[None]).sum(), list(leaves.values())
+        )
+        return torch.cat([gi.reshape(-1) for gi in gs])
+
+    G = torch.stack([row_grad(ctx.X[i], ctx.T[i]) for i in range(ctx.X.shape[0])])
+    ref = (G[:8] @ P @ G.T).numpy() / ctx.view.n_train
+    ref_self = ((G @ P) * G).sum(1).numpy() / ctx.view.n_train
+    np.testing.assert_allclose(
+        np.sort(np.abs(s.method_.solver_.eigenvalues_)),
+        np.sort(np.abs(lam.numpy())),
+        rtol=1e-8,
+    )
+    np.testing.assert_allclose(inf, ref, atol=1e-8 * np.abs(ref).max())
+    np.testing.assert_allclose(self_inf, ref_self, atol=1e-8 * np.abs(ref_self).max())
+
+
+def test_arnoldi_low_rank_tracks_exact(mlp_data, mlp_exact):
+    est, X, y = mlp_data
+    _, ref, _ = mlp_exact
+    _, inf, _ = _scores(est, X, y, ArnoldiSolver(rank=20))
+    assert _pearson(inf, ref) > 0.95
+
+
+def test_ekfac_is_exact_for_linear_regression():
+    X, y = make_regression(80, 4, n_targets=2, random_state=0)
+    est = FrozenEstimator(LinearRegression().fit(X, y))
+    _, ref, ref_self = _scores(est, X, y, "exact", damping=0.01)
+    _, inf, self_inf = _scores(est, X, y, EKFACSolver(), damping=0.01)
+    np.testing.assert_allclose(inf, ref, atol=1e-9 * np.abs(ref).max())
+    np.testing.assert_allclose(self_inf, ref_self, atol=1e-9 * np.abs(ref_self).max())
+    # The L2 penalty is rotated into the eigenbasis: exact when it covers
+    # every parameter.
+    est = FrozenEstimator(Ridge(alpha=3.0, fit_intercept=False).fit(X, y))
+    _, ref, _ = _scores(est, X, y, "exact", damping=0.0)
+    _, inf, _ = _scores(est, X, y, EKFACSolver(), damping=0.0)
+    np.testing.assert_allclose(inf, ref, atol=1e-9 * np.abs(ref).max())
+
+
+def test_ekfac_tracks_exact_on_mlp(mlp_data, mlp_exact):
+    est, X, y = mlp_data
+    _, ref, ref_self = mlp_exact
+    s, inf, self_inf = _scores(est, X, y, EKFACSolver())
+    assert _pearson(inf, ref) > 0.7
+    # Self-influence from the factors equals the diagonal of the full matrix.
+    full = s.influence(X, y)
+    np.testing.assert_allclose(np.diag(full), self_inf, rtol=1e-8)
+
+
+@pytest.mark.parametrize("solver", ["cg", "arnoldi", "ekfac"])
+def test_float32_close_to_float64(mlp_data, mlp_exact, solver):
+    est, X, y = mlp_data
+    _, ref, _ = mlp_exact
+    _, inf32, _ = _scores(est, X, y, solver, dtype="float32")
+    _, inf64, _ = _scores(est, X, y, solver, dtype="float64")
+    assert inf32.dtype == np.float64
+    assert _pearson(inf32, inf64) > 0.999
+
+
+def test_cg_warns_naming_max_iter(mlp_data):
+    est, X, y = mlp_data
+    with pytest.warns(SolverConvergenceWarning, match="max_iter"):
+        s, _, _ = _scores(est, X, y, CGSolver(max_iter=1, tol=1e-12))
+    assert s.method_.solver_.residual_ > 1e-12
+
+
+def test_indefinite_hessian_without_damping_says_add_damping(mlp_data):
+    est, X, y = mlp_data
+    with pytest.raises(SingularHessianError, match="[Aa]dd damping"):
+        _scores(est, X, y, ArnoldiSolver(rank=1000), damping=0.0)
+
+
+@pytest.mark.parametrize(
+    "solver, match",
+    [
+        (CGSolver(tol=-1.0), "tol"),
+        (CGSolver(max_iter=0), "max_iter"),
+        (ArnoldiSolver(rank=0), "rank"),
+        (ArnoldiSolver(tail="median"), "tail"),
+        (EKFACSolver(max_outputs=0), "max_outputs"),
+    ],
+)
+def test_bad_solver_parameters(solver, match):
+    X, y = make_classification(40, 3, n_informative=2, n_redundant=0, random_state=0)
+    with pytest.raises(ValueError, match=match):
+        InfluenceScorer(
+            LogisticRegression(), method=InfluenceFunction(solver=solver)
+        ).fit(X, y)
+
+
+def test_ekfac_needs_linear_layers():
+    class Scale(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(3, dtype=torch.float64))
+
+        def forward(self, x):
+            return (x * self.w).sum(1, keepdim=True)
+
+    X = torch.randn(10, 3, dtype=torch.float64)
+    view = ModelView(
+        Scale(),
+        squared_error,
+        n_train=10,
+        task="regression",
+        encode_target=lambda t: t,
+        name="Scale",
+    )
+    layout = ParamLayout(view, view.select("all"), X)
+    problem = HessianProblem(view, layout, X, torch.zeros(10, 1, dtype=X.dtype))
+    with pytest.raises(ValueError, match="Linear"):
+        EKFACSolver().fit(problem, 0.1)
+
+
+def test_solver_settings_are_grid_searchable():
+    method = InfluenceFunction(solver=ArnoldiSolver(rank=5))
+    scorer = InfluenceScorer(LogisticRegression(), method=method)
+    assert scorer.get_params()["method__solver__rank"] == 5
+    scorer.set_params(method__solver__rank=7, method__solver__tail="drop")
+    cloned = clone(scorer)
+    assert cloned.method.solver.rank == 7
+    assert cloned.method.solver.tail == "drop"
