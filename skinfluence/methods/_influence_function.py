@@ -130,10 +130,20 @@ class InfluenceFunction(BaseInfluenceMethod):
     def _scale(self, ctx):
         return 1.0 / ctx.view.n_train
 
+    def _bind(self, ctx):
+        # Solvers that keep computing Hessian products (CG) drop their problem
+        # when pickled; attach one built from the current context.
+        if hasattr(self.solver_, "rebind") and self.solver_._problem is None:
+            self.solver_.rebind(
+                HessianProblem(ctx.view, ctx.layout, ctx.X, ctx.T, ctx.batch_size)
+            )
+
     def _precondition(self, ctx, Q, c):
+        self._bind(ctx)
         return RowGrads.from_flat(ctx.layout, self.solver_.solve(Q.materialise()))
 
     def _self_block(self, ctx, G, c):
+        self._bind(ctx)
         if hasattr(self.solver_, "low_rank_factors"):
             U, w, shift = self.solver_.low_rank_factors()
             return ((G.dot_flat(U.T) ** 2) * w).sum(1) + shift * G.sq_norms()
