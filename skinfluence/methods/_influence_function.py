@@ -158,11 +158,14 @@ class InfluenceFunction(BaseInfluenceMethod):
             return super().influence(ctx, query)
         U, w, shift = self.solver_.low_rank_factors()
         Q = ctx.query_grads(query, self._query_params(ctx, 0))
-        out = (Q.dot_flat(U.T) * w) @ embed[0].T
+        # The two terms partly cancel: sum them in float64 so that a row's
+        # score does not depend on which other rows share its block.
+        f64 = torch.float64
+        out = (Q.dot_flat(U.T).to(f64) * w.to(f64)) @ embed[0].to(f64).T
         if shift:
             for sl, G in self._train_chunks(ctx, 0):
-                out[:, sl] += shift * Q.dot(G)
-        return out * self._scale(ctx)
+                out[:, sl] += shift * Q.dot(G).to(f64)
+        return (out * self._scale(ctx)).to(ctx.view.dtype)
 
     def self_influence(self, ctx, X=None, T=None):
         embed = getattr(self, "_train_embed", None)
