@@ -130,10 +130,20 @@ class InfluenceFunction(BaseInfluenceMethod):
     def _scale(self, ctx):
         return 1.0 / ctx.view.n_train
 
+    def _bind(self, ctx):
+        # Solvers that keep computing Hessian products (CG) drop their problem
+        # when pickled; attach one built from the current context.
+        if hasattr(self.solver_, "rebind") and self.solver_._problem is None:
+            self.solver_.rebind(
+                HessianProblem(ctx.view, ctx.layout, ctx.X, ctx.T, ctx.batch_size)
+            )
+
     def _precondition(self, ctx, Q, c):
+        self._bind(ctx)
         return RowGrads.from_flat(ctx.layout, self.solver_.solve(Q.materialise()))
 
     def _self_block(self, ctx, G, c):
+        self._bind(ctx)
         if hasattr(self.solver_, "low_rank_factors"):
             U, w, shift = self.solver_.low_rank_factors()
             return ((G.dot_flat(U.T) ** 2) * w).sum(1) + shift * G.sq_norms()
@@ -148,11 +158,14 @@ class InfluenceFunction(BaseInfluenceMethod):
             return super().influence(ctx, query)
         U, w, shift = self.solver_.low_rank_factors()
         Q = ctx.query_grads(query, self._query_params(ctx, 0))
-        out = (Q.dot_flat(U.T) * w) @ embed[0].T
+        # The two terms partly cancel: sum them in float64 so that a row's
+        # score does not depend on which other rows share its block.
+        f64 = torch.float64
+        out = (Q.dot_flat(U.T).to(f64) * w.to(f64)) @ embed[0].to(f64).T
         if shift:
             for sl, G in self._train_chunks(ctx, 0):
-                out[:, sl] += shift * Q.dot(G)
-        return out * self._scale(ctx)
+                out[:, sl] += shift * Q.dot(G).to(f64)
+        return (out * self._scale(ctx)).to(ctx.view.dtype)
 
     def self_influence(self, ctx, X=None, T=None):
         embed = getattr(self, "_train_embed", None)

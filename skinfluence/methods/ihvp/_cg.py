@@ -89,6 +89,21 @@ class CGSolver(BaseEstimator):
         self.n_iter_ = 0
         return self
 
+    def rebind(self, problem):
+        """Attach the Hessian problem again (it is not pickled: it holds the
+        model, which its owner rebuilds after unpickling)."""
+        self._problem = problem
+        if self._diag is not None:
+            self._diag = self._diag.to(device=problem.device, dtype=problem.dtype)
+        return self
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_problem"] = None
+        if state.get("_diag") is not None:
+            state["_diag"] = state["_diag"].cpu()
+        return state
+
     def _apply_precond(self, R):
         if self._diag is not None:
             return R / self._diag
