@@ -159,7 +159,8 @@ class InfluenceScorer(BaseEstimator):
         The fitted influence method.
     self_influence_ : ndarray of shape (n_train,)
         ``g_j^T P g_j`` of every training row; high values mark rows the
-        model finds surprising (the classic mislabeled-row signal).
+        model finds surprising (the classic mislabeled-row signal). Computed
+        on first access and then kept.
     classes_ : ndarray
         Class labels (classifiers).
     n_features_in_ : int
@@ -348,8 +349,23 @@ class InfluenceScorer(BaseEstimator):
         ctx = self._context()
         self.method_ = get_method(self.method)
         self.method_.fit(ctx)
-        self.self_influence_ = to_numpy(self.method_.self_influence(ctx))
+        self._self_influence = None
         return self
+
+    @property
+    def self_influence_(self):
+        """Self-influence of every training row (computed on first access).
+
+        For TracIn it comes from the pass that caches training gradients;
+        for iterative solvers (CG, LiSSA) it costs one solve per row, so it
+        is only computed when asked for, then kept.
+        """
+        check_is_fitted(self, "method_")
+        if getattr(self, "_self_influence", None) is None:
+            self._self_influence = to_numpy(
+                self.method_.self_influence(self._context())
+            )
+        return self._self_influence
 
     def _encode_labels(self, y):
         y = np.asarray(y)
