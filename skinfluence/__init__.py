@@ -4,7 +4,7 @@ Which training rows drove a prediction, which are mislabeled, which subset
 helps a validation objective most -- as scikit-learn estimators.
 """
 
-from .estimators import InfluenceScorer, NoisyLabelFilter
+from .estimators import InfluenceScorer, InfluentialSubsetSelector, NoisyLabelFilter
 from .methods import METHODS, ExactSolver, InfluenceFunction, TracIn
 
 __version__ = "0.1.0.dev0"
@@ -14,6 +14,7 @@ __all__ = [
     "ExactSolver",
     "InfluenceFunction",
     "InfluenceScorer",
+    "InfluentialSubsetSelector",
     "NoisyLabelFilter",
     "TracIn",
     "__version__",
