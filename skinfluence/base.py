@@ -43,7 +43,16 @@ class ResamplerMixin:
         """
         self._validate_params()
         indices = self._fit_resample(X, y, **params)
-        return _safe_indexing(X, indices), _safe_indexing(y, indices)
+        return take_rows(X, indices), take_rows(y, indices)
+
+
+def take_rows(data, indices):
+    """Rows of ``data`` in its own container type (arrays, frames, sparse,
+    lists); objects that cannot be indexed are converted to arrays first."""
+    try:
+        return _safe_indexing(data, indices)
+    except (TypeError, IndexError, KeyError):
+        return np.asarray(data)[indices]
 
 
 def check_row_metadata(name, value, n_rows):

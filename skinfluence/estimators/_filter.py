@@ -19,9 +19,13 @@ from sklearn.utils.metadata_routing import (
 )
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_method_params,
+    check_is_fitted,
+    validate_data,
+)
 
-from ..base import ResamplerMixin, check_row_metadata, protect_classes
+from ..base import ResamplerMixin, check_row_metadata, protect_classes, take_rows
 from ..exceptions import SkinfluenceWarning
 from ..methods import BaseInfluenceMethod
 from ..methods._registry import METHODS
@@ -29,7 +33,7 @@ from ._scorer import InfluenceScorer
 
 __all__ = ["NoisyLabelFilter"]
 
-SIGNALS = {"proba", "neighbors", "self_influence"}
+SIGNALS = {"proba", "neighbors", "input_neighbors", "self_influence"}
 
 
 def detector_estimator(n_features, n_outputs):
@@ -93,8 +97,6 @@ class _FinalEstimatorMixin:
                     "to pass them to; set final_estimator or drop them."
                 )
             return
-        from sklearn.utils import _safe_indexing
-
         if _routing_enabled():
             routed = process_routing(
                 self, "fit", sample_weight=sample_weight, **fit_params
@@ -111,15 +113,11 @@ class _FinalEstimatorMixin:
             sw = weights[indices] if sw is None else sw * weights[indices]
         if sw is not None:
             routed["sample_weight"] = sw
-        for key, value in list(routed.items()):
-            if (
-                hasattr(value, "__len__")
-                and len(value) == len(y)
-                and key != "sample_weight"
-            ):
-                routed[key] = _safe_indexing(value, indices)
+        others = {k: v for k, v in routed.items() if k != "sample_weight"}
+        # Per-row parameters (one entry per row of X) follow the kept rows.
+        routed.update(_check_method_params(X, others, indices))
         self.final_estimator_ = clone(self.final_estimator).fit(
-            _safe_indexing(X, indices), _safe_indexing(y, indices), **routed
+            take_rows(X, indices), take_rows(y, indices), **routed
         )
 
     @available_if(_final_has("predict"))
@@ -191,6 +189,8 @@ class NoisyLabelFilter(
       training rows in the model's penultimate feature space -- the space in
       which the factorised last-layer influence ``(a_q . a_j)(delta_q .
       delta_j)`` measures similarity.
+    - ``"input_neighbors"``: the same vote in the input space, which keeps
+      the judgement anchored when the model's features are poor.
     - ``"self_influence"``: the held-out row's self-influence ``g^T P g``
       under ``method`` over ``parameters``.
 
@@ -222,8 +222,8 @@ class NoisyLabelFilter(
     n_repeats : int, default=1
         Repetitions of the cross-fitting with fresh folds and seeds; the
         signals are averaged.
-    signals : list of {"proba", "neighbors", "self_influence"}, \
-            default=("proba", "neighbors")
+    signals : list of {"proba", "neighbors", "input_neighbors", \
+            "self_influence"}, default=("proba", "neighbors", "input_neighbors")
         Signals combined into the noise score (see above).
     n_neighbors : int, default=10
         Neighbours of the ``"neighbors"`` vote.
@@ -310,7 +310,7 @@ class NoisyLabelFilter(
         contamination="auto",
         cv=5,
         n_repeats=1,
-        signals=("proba", "neighbors"),
+        signals=("proba", "neighbors", "input_neighbors"),
         n_neighbors=10,
         final_estimator=None,
         parameters="all",
@@ -371,7 +371,9 @@ class NoisyLabelFilter(
                 f"signals={self.signals!r} contains {bad}; choose a non-empty subset "
                 f"of {sorted(SIGNALS)}."
             )
-        Xv, yv = validate_data(self, X, y, reset=True, dtype=[np.float64, np.float32])
+        Xv, yv = validate_data(
+            self, X, y, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=2
+        )
         check_classification_targets(yv)
         n = len(yv)
         check_row_metadata("sample_weight", sample_weight, n)
@@ -379,8 +381,8 @@ class NoisyLabelFilter(
         labels, y_idx = np.unique(yv, return_inverse=True)
         if len(labels) < 2:
             raise ValueError(
-                f"y has a single class ({labels[0]!r}); finding mislabeled rows needs "
-                "at least two classes."
+                f"y has only one class ({labels[0]!r}); finding mislabeled rows "
+                "needs at least two classes."
             )
         self.labels_ = labels
         P, extra = self._cross_fit(Xv, y_idx, signals)
@@ -390,7 +392,7 @@ class NoisyLabelFilter(
             scores = 1.0 - P[rows, y_idx]
         else:
             parts = [extra]
-            if "proba" in signals or "neighbors" in signals:
+            if {"proba", "neighbors", "input_neighbors"} & set(signals):
                 parts.append(1.0 - P[rows, y_idx])
             scores = np.mean([_percentile(p) for p in parts], axis=0)
         self.noise_scores_ = scores
@@ -457,7 +459,9 @@ class NoisyLabelFilter(
         extra = np.zeros(n) if "self_influence" in signals else None
         # The probabilities also make the "auto" cut, so they are computed
         # whenever no other probability signal is asked for.
-        use_proba = "proba" in signals or "neighbors" not in signals
+        use_proba = "proba" in signals or not (
+            {"neighbors", "input_neighbors"} & set(signals)
+        )
         for _ in range(self.n_repeats):
             splits = self._splits(X, y_idx, rng)
             in_sample = splits is None
@@ -481,20 +485,27 @@ class NoisyLabelFilter(
                         scorer, X[train], y_idx[train], X[test], cols, in_sample
                     )
                     counts[test] += 1
+                if "input_neighbors" in signals:
+                    P[np.ix_(test, cols)] += self._neighbor_vote(
+                        None, X[train], y_idx[train], X[test], cols, in_sample
+                    )
+                    counts[test] += 1
                 if extra is not None:
                     extra[test] += scorer.self_influence(X[test], y_idx[test])
         P /= np.maximum(counts, 1)[:, None]
         return P, extra
 
     def _neighbor_vote(self, scorer, X_train, y_train, X_test, cols, same):
-        ctx = scorer._context()
-        view = ctx.view
+        if scorer is None:
+            F_train, F_test = X_train, X_test
+        else:
+            view = scorer._context().view
 
-        def features(A):
-            t = torch.tensor(A, dtype=view.dtype, device=view.device)
-            return view.features(t).detach().cpu().numpy()
+            def features(A):
+                t = torch.tensor(A, dtype=view.dtype, device=view.device)
+                return view.features(t).detach().cpu().numpy()
 
-        F_train, F_test = features(X_train), features(X_test)
+            F_train, F_test = features(X_train), features(X_test)
         k = min(self.n_neighbors + same, len(y_train))
         knn = KNeighborsClassifier(k, weights="distance").fit(F_train, y_train)
         if same:

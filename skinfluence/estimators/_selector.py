@@ -259,14 +259,16 @@ class InfluentialSubsetSelector(
         sensitive_features_val=None,
     ):
         check_final_estimator(self.final_estimator)
-        Xv, yv = validate_data(self, X, y, reset=True, dtype=[np.float64, np.float32])
+        Xv, yv = validate_data(
+            self, X, y, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=2
+        )
         n = len(yv)
         check_row_metadata("sample_weight", sample_weight, n)
         groups = check_row_metadata("sensitive_features", sensitive_features, n)
         classification = type_of_target(yv) in ("binary", "multiclass")
         if classification and len(np.unique(yv)) < 2:
             raise ValueError(
-                f"y has a single class ({yv[0]!r}); influence needs at least two."
+                f"y has only one class ({yv[0]!r}); influence needs at least two."
             )
         n_keep = (
             self.n_select if self.n_select is not None else round(self.fraction * n)
