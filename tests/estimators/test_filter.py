@@ -164,6 +164,7 @@ def test_refuses_to_drop_every_row():
     assert len(y_k) == 20
 
 
+@pytest.mark.slow
 def test_pipelines_grid_search_clone_pickle(wine):
     from imblearn.pipeline import Pipeline as ImbPipeline
 
@@ -210,6 +211,7 @@ def test_pipelines_grid_search_clone_pickle(wine):
     assert c.get_params()["filter__cv"] == 3 and not hasattr(c[-1], "noise_scores_")
 
 
+@pytest.mark.slow
 def test_default_detector_runs_on_small_data():
     d = load_noisy("iris", rate=0.1, random_state=0)
     with warnings.catch_warnings():

@@ -7,7 +7,7 @@ from skinfluence.utils.estimator_checks import expected_failed_checks
 
 ESTIMATORS = [
     NoisyLabelFilter(
-        LogisticRegression(), cv=3, final_estimator=LogisticRegression(), random_state=0
+        LogisticRegression(), cv=2, final_estimator=LogisticRegression(), random_state=0
     ),
     # The checks' datasets have 6-8 rows per class: a larger validation split
     # keeps at least 2 validation rows of each.

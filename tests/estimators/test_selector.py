@@ -132,6 +132,7 @@ def test_bad_input(cancer, kwargs, fit_kw, match):
         )
 
 
+@pytest.mark.slow
 def test_pipelines_grid_search_clone_pickle(cancer):
     from imblearn.pipeline import Pipeline as ImbPipeline
 
