@@ -5,7 +5,7 @@ helps a validation objective most -- as scikit-learn estimators.
 """
 
 from .callbacks import Checkpoints
-from .estimators import InfluenceScorer
+from .estimators import InfluenceScorer, InfluentialSubsetSelector, NoisyLabelFilter
 from .methods import (
     METHODS,
     SOLVERS,
@@ -50,6 +50,8 @@ __all__ = [
     "OBJECTIVES",
     "RobustnessObjective",
     "SOLVERS",
+    "InfluentialSubsetSelector",
+    "NoisyLabelFilter",
     "TracIn",
     "TracInCP",
     "__version__",

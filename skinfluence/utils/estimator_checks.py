@@ -33,4 +33,22 @@ def expected_failed_checks(estimator):
                 "float32 by default: a row scored alone or in a batch differs by "
                 "float32 rounding (~1e-7); exact with dtype='float64'"
             )
+    if name in ("NoisyLabelFilter", "InfluentialSubsetSelector"):
+        failures.update(
+            {
+                "check_sample_weight_equivalence_on_dense_data": (
+                    "which rows are dropped is decided from the unweighted rows; "
+                    "sample_weight only reaches final_estimator"
+                ),
+            }
+        )
+    if name == "InfluentialSubsetSelector":
+        failures.update(
+            {
+                "check_fit2d_1feature": (
+                    "the check's 10-row dataset leaves fewer than 2 validation rows "
+                    "of a class, which is refused before the feature count matters"
+                ),
+            }
+        )
     return failures

@@ -1,0 +1,536 @@
+"""NoisyLabelFilter: drop rows whose labels look wrong, judged by influence."""
+
+import numbers
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import StratifiedKFold, check_cv
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.utils import ClassifierTags, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    process_routing,
+)
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _check_method_params,
+    check_is_fitted,
+    validate_data,
+)
+
+from ..base import ResamplerMixin, check_row_metadata, protect_classes, take_rows
+from ..exceptions import SkinfluenceWarning
+from ..methods import BaseInfluenceMethod
+from ..methods._registry import METHODS
+from ._scorer import InfluenceScorer
+
+__all__ = ["NoisyLabelFilter"]
+
+SIGNALS = {"proba", "neighbors", "input_neighbors", "self_influence"}
+
+
+def detector_estimator(n_features, n_outputs):
+    """The default detector: the package's small MLP, trained briefly (20
+    epochs) with strong weight decay (1e-2), so that it learns the bulk of
+    the data before it can memorise flipped labels."""
+    from ..models._adapt import default_estimator
+
+    return default_estimator("classification", n_features, n_outputs).set_params(
+        max_epochs=20, optimizer__weight_decay=1e-2
+    )
+
+
+def fit_scorer(estimator, X, y, seed, **scorer_params):
+    """An :class:`InfluenceScorer` fitted on ``(X, y)`` with the model's own
+    randomness seeded by ``seed`` (the global torch state is restored)."""
+    if estimator is None:
+        estimator = detector_estimator(X.shape[1], len(np.unique(y)))
+    scorer = InfluenceScorer(estimator, random_state=seed, **scorer_params)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        scorer.fit(X, y)
+    return scorer
+
+
+def check_final_estimator(final_estimator):
+    if final_estimator is not None and not hasattr(final_estimator, "fit"):
+        raise TypeError(
+            f"final_estimator={final_estimator!r} has no fit method; pass a "
+            "scikit-learn estimator (e.g. RandomForestClassifier()) or None."
+        )
+
+
+def _final_has(attr):
+    def check(self):
+        if hasattr(self, "final_estimator_"):
+            return hasattr(self.final_estimator_, attr)
+        return self.final_estimator is not None and hasattr(self.final_estimator, attr)
+
+    return check
+
+
+class _FinalEstimatorMixin:
+    """``fit`` resamples then fits ``final_estimator``; prediction delegates."""
+
+    def get_metadata_routing(self):
+        router = MetadataRouter(owner=self).add_self_request(self)
+        if self.final_estimator is not None:
+            router.add(
+                final_estimator=self.final_estimator,
+                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+            )
+        return router
+
+    def _fit_final(self, X, y, indices, sample_weight, weights, fit_params):
+        check_final_estimator(self.final_estimator)
+        if self.final_estimator is None:
+            if fit_params:
+                raise TypeError(
+                    f"fit got {sorted(fit_params)} but there is no final_estimator "
+                    "to pass them to; set final_estimator or drop them."
+                )
+            return
+        if _routing_enabled():
+            routed = process_routing(
+                self, "fit", sample_weight=sample_weight, **fit_params
+            ).final_estimator.fit
+            routed = dict(routed)
+        else:
+            routed = dict(fit_params)
+            if sample_weight is not None:
+                routed["sample_weight"] = sample_weight
+        sw = routed.pop("sample_weight", None)
+        if sw is not None:
+            sw = np.asarray(sw, dtype=np.float64)[indices]
+        if weights is not None:
+            sw = weights[indices] if sw is None else sw * weights[indices]
+        if sw is not None:
+            routed["sample_weight"] = sw
+        others = {k: v for k, v in routed.items() if k != "sample_weight"}
+        # Per-row parameters (one entry per row of X) follow the kept rows.
+        routed.update(_check_method_params(X, others, indices))
+        self.final_estimator_ = clone(self.final_estimator).fit(
+            take_rows(X, indices), take_rows(y, indices), **routed
+        )
+
+    @available_if(_final_has("predict"))
+    def predict(self, X):
+        """Predictions of ``final_estimator_``."""
+        check_is_fitted(self, "final_estimator_")
+        return self.final_estimator_.predict(X)
+
+    @available_if(_final_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities of ``final_estimator_``."""
+        check_is_fitted(self, "final_estimator_")
+        return self.final_estimator_.predict_proba(X)
+
+    @available_if(_final_has("predict_log_proba"))
+    def predict_log_proba(self, X):
+        """Log class probabilities of ``final_estimator_``."""
+        check_is_fitted(self, "final_estimator_")
+        return self.final_estimator_.predict_log_proba(X)
+
+    @available_if(_final_has("decision_function"))
+    def decision_function(self, X):
+        """Decision function of ``final_estimator_``."""
+        check_is_fitted(self, "final_estimator_")
+        return self.final_estimator_.decision_function(X)
+
+    @available_if(_final_has("predict"))
+    def score(self, X, y, sample_weight=None):
+        """``final_estimator_.score`` (accuracy for classifiers)."""
+        check_is_fitted(self, "final_estimator_")
+        if hasattr(self.final_estimator_, "score"):
+            return self.final_estimator_.score(X, y, sample_weight=sample_weight)
+        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+
+    @property
+    def classes_(self):
+        if hasattr(self, "final_estimator_"):
+            return self.final_estimator_.classes_
+        check_is_fitted(self, "labels_")
+        return self.labels_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        final = self.final_estimator
+        if final is not None and is_classifier(final):
+            tags.estimator_type = "classifier"
+            tags.classifier_tags = ClassifierTags(multi_label=False)
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+class NoisyLabelFilter(
+    _FinalEstimatorMixin, ResamplerMixin, MetaEstimatorMixin, BaseEstimator
+):
+    """Find and drop mislabeled rows, judged by models that did not train on them.
+
+    The detector is cross-fitted: the rows are split into ``cv`` stratified
+    folds, and every row is judged by a copy of ``estimator`` fitted (through
+    :class:`InfluenceScorer`) on the *other* folds, so a flipped label cannot
+    have been memorised by the model that judges it. For each held-out row
+    the fold model gives up to three signals (``signals``):
+
+    - ``"proba"``: the model's probability of the row's given label. For the
+      output layer's bias this is the cross-fitted self-influence itself:
+      the bias gradient of a held-out row is ``p - e_y``, whose size grows as
+      the probability of the given label falls.
+    - ``"neighbors"``: the distance-weighted vote of the row's nearest
+      training rows in the model's penultimate feature space -- the space in
+      which the factorised last-layer influence ``(a_q . a_j)(delta_q .
+      delta_j)`` measures similarity.
+    - ``"input_neighbors"``: the same vote in the input space, which keeps
+      the judgement anchored when the model's features are poor.
+    - ``"self_influence"``: the held-out row's self-influence ``g^T P g``
+      under ``method`` over ``parameters``.
+
+    The probability signals are averaged over folds' models, repeats and
+    signals into ``P``; the noise score is ``1 - P[row, given label]``. When
+    ``"self_influence"`` is used, the score is the mean of the signals'
+    percentile ranks. With ``cv=None`` every row is judged in-sample by one
+    model fitted on all rows (the classic self-influence detector).
+
+    Parameters
+    ----------
+    estimator : estimator, torch.nn.Module or None, default=None
+        The differentiable detector model (see :class:`InfluenceScorer` for
+        the supported ones). ``None`` is the package's small skorch MLP,
+        trained for 20 epochs with weight decay 1e-2 (short, strongly
+        regularised training is what keeps flipped labels unlearnt).
+    method : str or method object, default="tracin"
+        Influence method of the fold scorers (used by the
+        ``"self_influence"`` signal and exposed on each scorer).
+    contamination : "auto" or float in (0, 0.5], default="auto"
+        How many rows are flagged. A float flags that fraction of rows with
+        the highest noise scores. ``"auto"`` flags the rows whose given label
+        is *not* the most probable class under the cross-fitted ``P``: the
+        Bayes decision of the held-out models, so the number flagged follows
+        the data rather than a fixed fraction.
+    cv : int, cross-validation generator or None, default=5
+        Folds of the cross-fitting (stratified, shuffled with
+        ``random_state``); ``None`` judges rows in-sample.
+    n_repeats : int, default=1
+        Repetitions of the cross-fitting with fresh folds and seeds; the
+        signals are averaged.
+    signals : list of {"proba", "neighbors", "input_neighbors", \
+            "self_influence"}, default=("proba", "neighbors", "input_neighbors")
+        Signals combined into the noise score (see above).
+    n_neighbors : int, default=10
+        Neighbours of the ``"neighbors"`` vote.
+    final_estimator : estimator or None, default=None
+        Fitted on the kept rows by :meth:`fit`; any estimator (it need not be
+        differentiable). ``predict``, ``predict_proba``, ``score`` delegate.
+    parameters : "all", "last" or list of str, default="all"
+        Parameters of the ``"self_influence"`` gradients.
+    device : str, default="auto"
+    dtype : {"float32", "float64"}, default="float32"
+    batch_size : int or None, default=None
+        Passed to the fold scorers.
+    random_state : int, RandomState or None, default=None
+        Seeds the folds and the fold models' training (global seeds are
+        left untouched).
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    noise_scores_ : ndarray of shape (n_samples,)
+        Higher = more likely mislabeled.
+    label_issues_ : ndarray of bool, shape (n_samples,)
+        Rows flagged (and dropped).
+    sample_indices_ : ndarray of int
+        Indices of the kept rows.
+    predicted_proba_ : ndarray of shape (n_samples, n_classes)
+        The cross-fitted class probabilities ``P``.
+    labels_ : ndarray
+        Class labels, in the column order of ``predicted_proba_``.
+    final_estimator_ : estimator
+        ``final_estimator`` fitted on the kept rows (by :meth:`fit`).
+    n_features_in_ : int
+
+    See Also
+    --------
+    InfluenceScorer : the influence computations behind each fold.
+    InfluentialSubsetSelector : keep the rows that help a validation objective.
+
+    References
+    ----------
+    .. [1] Pruthi, Liu, Kale, Sundararajan. "Estimating Training Data
+       Influence by Tracing Gradient Descent." NeurIPS 2020.
+    .. [2] Northcutt, Jiang, Chuang. "Confident Learning: Estimating
+       Uncertainty in Dataset Labels." JAIR 2021.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skinfluence import NoisyLabelFilter
+    >>> from skinfluence.datasets import load_noisy
+    >>> data = load_noisy("wine", rate=0.1, random_state=0)
+    >>> filt = NoisyLabelFilter(LogisticRegression(C=0.1), random_state=0)
+    >>> X_clean, y_clean = filt.fit_resample(data.data, data.target)
+    >>> found = filt.label_issues_ & data.is_noisy
+    >>> int(found.sum()), int(data.is_noisy.sum())
+    (18, 18)
+    """
+
+    _parameter_constraints = {
+        "estimator": [None, object],
+        "method": [StrOptions(set(METHODS)), BaseInfluenceMethod],
+        "contamination": [
+            StrOptions({"auto"}),
+            Interval(numbers.Real, 0, 0.5, closed="right"),
+        ],
+        "cv": ["cv_object"],
+        "n_repeats": [Interval(numbers.Integral, 1, None, closed="left")],
+        "signals": [list, tuple],
+        "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
+        "final_estimator": [None, object],
+        "parameters": [StrOptions({"all", "last"}), list, tuple],
+        "device": [str, torch.device],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        method="tracin",
+        contamination="auto",
+        cv=5,
+        n_repeats=1,
+        signals=("proba", "neighbors", "input_neighbors"),
+        n_neighbors=10,
+        final_estimator=None,
+        parameters="all",
+        device="auto",
+        dtype="float32",
+        batch_size=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.method = method
+        self.contamination = contamination
+        self.cv = cv
+        self.n_repeats = n_repeats
+        self.signals = signals
+        self.n_neighbors = n_neighbors
+        self.final_estimator = final_estimator
+        self.parameters = parameters
+        self.device = device
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y, sample_weight=None, sensitive_features=None, **fit_params):
+        """Flag mislabeled rows, then fit ``final_estimator`` on the rest.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Resampled with the rows and passed to ``final_estimator.fit``.
+        sensitive_features : array-like of shape (n_samples,), default=None
+            Per-row metadata; checked and resampled with the rows (the filter
+            itself does not use it).
+        **fit_params : dict
+            Other per-row or global parameters of ``final_estimator.fit``.
+
+        Returns
+        -------
+        self : NoisyLabelFilter
+        """
+        self._validate_params()
+        indices = self._fit_resample(
+            X, y, sample_weight=sample_weight, sensitive_features=sensitive_features
+        )
+        self._fit_final(X, y, indices, sample_weight, None, fit_params)
+        return self
+
+    def _fit_resample(self, X, y, sample_weight=None, sensitive_features=None):
+        check_final_estimator(self.final_estimator)
+        signals = list(self.signals)
+        bad = [s for s in signals if s not in SIGNALS] or (not signals and ["(empty)"])
+        if bad:
+            raise ValueError(
+                f"signals={self.signals!r} contains {bad}; choose a non-empty subset "
+                f"of {sorted(SIGNALS)}."
+            )
+        Xv, yv = validate_data(
+            self, X, y, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=2
+        )
+        check_classification_targets(yv)
+        n = len(yv)
+        check_row_metadata("sample_weight", sample_weight, n)
+        check_row_metadata("sensitive_features", sensitive_features, n)
+        labels, y_idx = np.unique(yv, return_inverse=True)
+        if len(labels) < 2:
+            raise ValueError(
+                f"y has only one class ({labels[0]!r}); finding mislabeled rows "
+                "needs at least two classes."
+            )
+        self.labels_ = labels
+        P, extra = self._cross_fit(Xv, y_idx, signals)
+        self.predicted_proba_ = P
+        rows = np.arange(n)
+        if extra is None:
+            scores = 1.0 - P[rows, y_idx]
+        else:
+            parts = [extra]
+            if {"proba", "neighbors", "input_neighbors"} & set(signals):
+                parts.append(1.0 - P[rows, y_idx])
+            scores = np.mean([_percentile(p) for p in parts], axis=0)
+        self.noise_scores_ = scores
+
+        if self.contamination == "auto":
+            others = P.copy()
+            others[rows, y_idx] = -np.inf
+            flag = others.max(axis=1) > P[rows, y_idx]
+        else:
+            k = int(round(self.contamination * n))
+            flag = np.zeros(n, dtype=bool)
+            if k:
+                flag[np.argsort(-scores, kind="stable")[:k]] = True
+        if flag.all():
+            warnings.warn(
+                "Every row would be flagged as mislabeled; refusing to drop them all "
+                "and keeping the data unchanged. The detector cannot separate the "
+                "labels: check that y matches X, or use a float contamination.",
+                SkinfluenceWarning,
+                stacklevel=3,
+            )
+            flag[:] = False
+        flag = protect_classes(flag, y_idx, scores, "Dropping the flagged rows")
+        self.label_issues_ = flag
+        self.sample_indices_ = np.flatnonzero(~flag)
+        return self.sample_indices_
+
+    def _splits(self, X, y_idx, rng):
+        if self.cv is None:
+            return None
+        counts = np.bincount(y_idx)
+        if isinstance(self.cv, numbers.Integral):
+            n_splits = min(int(self.cv), int(counts.min()))
+            if n_splits < 2:
+                warnings.warn(
+                    f"A class has {counts.min()} row(s), too few for cv={self.cv}; "
+                    "judging rows in-sample instead (cv=None).",
+                    SkinfluenceWarning,
+                    stacklevel=4,
+                )
+                return None
+            cv = StratifiedKFold(
+                n_splits, shuffle=True, random_state=rng.randint(2**31 - 1)
+            )
+        else:
+            cv = check_cv(self.cv, y_idx, classifier=True)
+        return list(cv.split(X, y_idx))
+
+    def _scorer_params(self):
+        return dict(
+            method=self.method,
+            parameters=self.parameters,
+            device=self.device,
+            dtype=self.dtype,
+            batch_size=self.batch_size,
+            verbose=self.verbose,
+        )
+
+    def _cross_fit(self, X, y_idx, signals):
+        rng = check_random_state(self.random_state)
+        n, k = len(y_idx), int(y_idx.max()) + 1
+        P = np.zeros((n, k))
+        counts = np.zeros(n)
+        extra = np.zeros(n) if "self_influence" in signals else None
+        # The probabilities also make the "auto" cut, so they are computed
+        # whenever no other probability signal is asked for.
+        use_proba = "proba" in signals or not (
+            {"neighbors", "input_neighbors"} & set(signals)
+        )
+        for _ in range(self.n_repeats):
+            splits = self._splits(X, y_idx, rng)
+            in_sample = splits is None
+            if in_sample:
+                splits = [(np.arange(n), np.arange(n))]
+            for train, test in splits:
+                seed = int(rng.randint(2**31 - 1))
+                scorer = fit_scorer(
+                    self.estimator,
+                    X[train],
+                    y_idx[train],
+                    seed,
+                    **self._scorer_params(),
+                )
+                cols = np.asarray(scorer.classes_, dtype=int)
+                if use_proba:
+                    P[np.ix_(test, cols)] += _proba(scorer, X[test])
+                    counts[test] += 1
+                if "neighbors" in signals:
+                    P[np.ix_(test, cols)] += self._neighbor_vote(
+                        scorer, X[train], y_idx[train], X[test], cols, in_sample
+                    )
+                    counts[test] += 1
+                if "input_neighbors" in signals:
+                    P[np.ix_(test, cols)] += self._neighbor_vote(
+                        None, X[train], y_idx[train], X[test], cols, in_sample
+                    )
+                    counts[test] += 1
+                if extra is not None:
+                    extra[test] += scorer.self_influence(X[test], y_idx[test])
+        P /= np.maximum(counts, 1)[:, None]
+        return P, extra
+
+    def _neighbor_vote(self, scorer, X_train, y_train, X_test, cols, same):
+        if scorer is None:
+            F_train, F_test = X_train, X_test
+        else:
+            view = scorer._context().view
+
+            def features(A):
+                t = torch.tensor(A, dtype=view.dtype, device=view.device)
+                return view.features(t).detach().cpu().numpy()
+
+            F_train, F_test = features(X_train), features(X_test)
+        k = min(self.n_neighbors + same, len(y_train))
+        knn = KNeighborsClassifier(k, weights="distance").fit(F_train, y_train)
+        if same:
+            # In-sample: leave each row's own vote out.
+            dist, ind = knn.kneighbors(F_test)
+            dist, ind = dist[:, 1:], ind[:, 1:]
+            w = 1.0 / np.maximum(dist, 1e-12)
+            vote = np.zeros((len(X_test), len(cols)))
+            pos = np.searchsorted(cols, y_train[ind])
+            np.add.at(vote, (np.arange(len(X_test))[:, None], pos), w)
+            return vote / vote.sum(axis=1, keepdims=True)
+        proba = knn.predict_proba(F_test)
+        out = np.zeros((len(X_test), len(cols)))
+        out[:, np.searchsorted(cols, knn.classes_)] = proba
+        return out
+
+
+def _proba(scorer, X):
+    if hasattr(scorer, "predict_proba"):
+        return np.asarray(scorer.predict_proba(X), dtype=np.float64)
+    pred = scorer.predict(X)
+    return (pred[:, None] == scorer.classes_[None, :]).astype(np.float64)
+
+
+def _percentile(values):
+    from scipy.stats import rankdata
+
+    return rankdata(values) / len(values)

@@ -1,0 +1,403 @@
+"""InfluentialSubsetSelector: keep the training rows that help a validation objective."""
+
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, MetaEstimatorMixin
+from sklearn.model_selection import KFold, StratifiedKFold, check_cv, train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import validate_data
+
+from ..base import ResamplerMixin, check_row_metadata, protect_classes
+from ..methods import BaseInfluenceMethod
+from ..methods._registry import METHODS
+from ..objectives import get_objective
+from ._filter import _FinalEstimatorMixin, check_final_estimator, fit_scorer
+
+__all__ = ["InfluentialSubsetSelector"]
+
+
+class InfluentialSubsetSelector(
+    _FinalEstimatorMixin, ResamplerMixin, MetaEstimatorMixin, BaseEstimator
+):
+    """Select training rows by their influence on a validation objective.
+
+    A copy of ``estimator`` is fitted (through :class:`InfluenceScorer`) on
+    training rows, and the influence of every training row on an
+    ``objective`` measured over validation rows is computed. The validation
+    rows come from a stratified held-out split (``validation_fraction``),
+    from cross-fitting (``cv``: each fold is the validation set of a model
+    fitted on the other folds, and a row's score is the mean over the folds
+    that trained on it), or from explicitly passed ``X_val``/``y_val``.
+
+    Scores are oriented so that **positive = helpful**: for the loss,
+    removing a helpful row would raise the validation loss; for a signed
+    fairness gap, removing a helpful row would move the gap away from zero.
+    The budget ``n_select``/``fraction`` is the number of rows kept.
+
+    Parameters
+    ----------
+    estimator : estimator, torch.nn.Module or None, default=None
+        The differentiable model (see :class:`InfluenceScorer`); ``None`` is
+        the package's small skorch MLP.
+    method : str or method object, default="tracin"
+        Influence method (``method__damping`` etc. are grid-searchable).
+    objective : str, objective object or callable, default="loss"
+        What is measured on the validation rows: ``"loss"``, or any name in
+        ``skinfluence.objectives.OBJECTIVES`` (e.g. ``"demographic_parity"``,
+        ``"equal_opportunity"``, ``"robustness"``), an objective object or a
+        callable. Fairness objectives need ``sensitive_features``.
+    strategy : {"drop_harmful", "keep_helpful", "reweight"}, \
+            default="drop_harmful"
+        ``"drop_harmful"``: drop the most harmful rows, at most ``n_samples
+        - n_keep`` and only rows with negative (harmful) scores.
+        ``"keep_helpful"``: keep exactly the ``n_keep`` most helpful rows.
+        ``"reweight"``: keep every row and set ``sample_weight_`` to
+        ``exp(2 z)`` of the scores' z-score (normalised to mean 1), which
+        :meth:`fit` passes to ``final_estimator``.
+    n_select : int or None, default=None
+        Number of rows kept; overrides ``fraction``.
+    fraction : float in (0, 1), default=0.9
+        Fraction of rows kept when ``n_select`` is None.
+    validation_fraction : float in (0, 1), default=0.2
+        Size of the stratified held-out validation split (used when ``cv``
+        is None and no ``X_val`` is given). Validation rows are always kept.
+    cv : int, cross-validation generator or None, default=None
+        Cross-fitting folds; ``None`` uses the held-out split.
+    final_estimator : estimator or None, default=None
+        Fitted on the kept rows by :meth:`fit`; ``predict``, ``predict_proba``
+        and ``score`` delegate to it.
+    parameters : "all", "last" or list of str, default="all"
+    device : str, default="auto"
+    dtype : {"float32", "float64"}, default="float32"
+    batch_size : int or None, default=None
+    random_state : int, RandomState or None, default=None
+        Seeds the split, the folds and the models' training.
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    influence_scores_ : ndarray of shape (n_samples,)
+        Oriented influence (positive = helpful); NaN for held-out validation
+        rows.
+    sample_indices_ : ndarray of int
+        Indices of the kept rows.
+    sample_weight_ : ndarray of shape (n_samples,)
+        Weights of the rows (1 unless ``strategy="reweight"``).
+    validation_indices_ : ndarray of int
+        Rows used as validation in the held-out mode (empty otherwise).
+    final_estimator_ : estimator
+    n_features_in_ : int
+
+    See Also
+    --------
+    NoisyLabelFilter : drop rows whose labels look wrong.
+    InfluenceScorer : the influence computations.
+
+    References
+    ----------
+    .. [1] Yang, Yue, Chen, Liu. "Revisit, Extend, and Enhance Hessian-Free
+       Influence Functions." arXiv:2405.17490.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skinfluence import InfluentialSubsetSelector
+    >>> from skinfluence.datasets import load_noisy
+    >>> data = load_noisy("breast_cancer", rate=0.2, random_state=0)
+    >>> sel = InfluentialSubsetSelector(
+    ...     LogisticRegression(), strategy="keep_helpful", fraction=0.8, random_state=0
+    ... )
+    >>> X_kept, y_kept = sel.fit_resample(data.data, data.target)
+    >>> X_kept.shape
+    (455, 30)
+    >>> dropped = np.setdiff1d(np.arange(len(data.target)), sel.sample_indices_)
+    >>> float(data.is_noisy[dropped].mean()) > float(data.is_noisy.mean())
+    True
+    """
+
+    _parameter_constraints = {
+        "estimator": [None, object],
+        "method": [StrOptions(set(METHODS)), BaseInfluenceMethod],
+        "objective": [str, object, callable],
+        "strategy": [StrOptions({"drop_harmful", "keep_helpful", "reweight"})],
+        "n_select": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "cv": ["cv_object", None],
+        "final_estimator": [None, object],
+        "parameters": [StrOptions({"all", "last"}), list, tuple],
+        "device": [str, torch.device],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        method="tracin",
+        objective="loss",
+        strategy="drop_harmful",
+        n_select=None,
+        fraction=0.9,
+        validation_fraction=0.2,
+        cv=None,
+        final_estimator=None,
+        parameters="all",
+        device="auto",
+        dtype="float32",
+        batch_size=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.method = method
+        self.objective = objective
+        self.strategy = strategy
+        self.n_select = n_select
+        self.fraction = fraction
+        self.validation_fraction = validation_fraction
+        self.cv = cv
+        self.final_estimator = final_estimator
+        self.parameters = parameters
+        self.device = device
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(
+        self,
+        X,
+        y,
+        sample_weight=None,
+        sensitive_features=None,
+        X_val=None,
+        y_val=None,
+        sensitive_features_val=None,
+        **fit_params,
+    ):
+        """Select rows, then fit ``final_estimator`` on them.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Resampled with the rows and passed to ``final_estimator.fit``
+            (multiplied by ``sample_weight_`` when reweighting).
+        sensitive_features : array-like of shape (n_samples,), default=None
+            Group of every row; the validation rows' groups go to the
+            objective (fairness objectives).
+        X_val, y_val : array-like, default=None
+            Explicit validation rows; then every row of ``X`` is scored by a
+            model fitted on all of them.
+        sensitive_features_val : array-like of shape (n_val,), default=None
+            Groups of ``X_val``'s rows.
+        **fit_params : dict
+            Other parameters of ``final_estimator.fit``.
+
+        Returns
+        -------
+        self : InfluentialSubsetSelector
+        """
+        self._validate_params()
+        indices = self._fit_resample(
+            X,
+            y,
+            sample_weight=sample_weight,
+            sensitive_features=sensitive_features,
+            X_val=X_val,
+            y_val=y_val,
+            sensitive_features_val=sensitive_features_val,
+        )
+        weights = self.sample_weight_ if self.strategy == "reweight" else None
+        self._fit_final(X, y, indices, sample_weight, weights, fit_params)
+        return self
+
+    # ----------------------------------------------------------- internals
+    def _scorer_params(self):
+        return dict(
+            method=self.method,
+            objective=self.objective,
+            parameters=self.parameters,
+            device=self.device,
+            dtype=self.dtype,
+            batch_size=self.batch_size,
+            verbose=self.verbose,
+        )
+
+    def _helpfulness(self, scorer, X_val, y_val, groups):
+        """Oriented influence of the scorer's training rows on the validation
+        rows: positive = helpful."""
+        params = {} if groups is None else {"sensitive_features": groups}
+        infl = scorer.influence(X_val, y_val, aggregate=True, **params)
+        objective = get_objective(self.objective)
+        if objective.per_row or not hasattr(objective, "value"):
+            return infl
+        # A signed set-level value (a fairness gap) is best near zero: a
+        # row helps when removing it would push the value away from zero.
+        ctx, Xt, T = scorer._check_query(X_val, y_val)
+        value = objective.value(ctx.view, Xt, T, **params)
+        return infl * (1.0 if value >= 0 else -1.0)
+
+    def _fit_resample(
+        self,
+        X,
+        y,
+        sample_weight=None,
+        sensitive_features=None,
+        X_val=None,
+        y_val=None,
+        sensitive_features_val=None,
+    ):
+        check_final_estimator(self.final_estimator)
+        Xv, yv = validate_data(
+            self, X, y, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=2
+        )
+        n = len(yv)
+        check_row_metadata("sample_weight", sample_weight, n)
+        groups = check_row_metadata("sensitive_features", sensitive_features, n)
+        classification = type_of_target(yv) in ("binary", "multiclass")
+        if classification and len(np.unique(yv)) < 2:
+            raise ValueError(
+                f"y has only one class ({yv[0]!r}); influence needs at least two."
+            )
+        n_keep = (
+            self.n_select if self.n_select is not None else round(self.fraction * n)
+        )
+        if n_keep > n:
+            raise ValueError(
+                f"n_select={self.n_select} is larger than the {n} rows given; pass "
+                f"at most {n}, or use fraction."
+            )
+        n_keep = max(int(n_keep), 1)
+        rng = check_random_state(self.random_state)
+        scores = np.full(n, np.nan)
+        self.validation_indices_ = np.array([], dtype=int)
+
+        if X_val is not None or y_val is not None:
+            if X_val is None or y_val is None:
+                raise ValueError("Pass both X_val and y_val, or neither.")
+            Xval = validate_data(
+                self, X_val, reset=False, dtype=[np.float64, np.float32]
+            )
+            yval = np.asarray(y_val)
+            if len(yval) != len(Xval):
+                raise ValueError(
+                    f"y_val has {len(yval)} rows but X_val has {len(Xval)}; pass one "
+                    "label per validation row."
+                )
+            gval = check_row_metadata(
+                "sensitive_features_val", sensitive_features_val, len(Xval)
+            )
+            scorer = fit_scorer(
+                self.estimator,
+                Xv,
+                yv,
+                int(rng.randint(2**31 - 1)),
+                **self._scorer_params(),
+            )
+            scores[:] = self._helpfulness(scorer, Xval, yval, gval)
+        elif self.cv is None:
+            train, val = self._holdout(yv, classification, rng)
+            self.validation_indices_ = val
+            scorer = fit_scorer(
+                self.estimator,
+                Xv[train],
+                yv[train],
+                int(rng.randint(2**31 - 1)),
+                **self._scorer_params(),
+            )
+            g = None if groups is None else groups[val]
+            scores[train] = self._helpfulness(scorer, Xv[val], yv[val], g)
+        else:
+            if isinstance(self.cv, numbers.Integral):
+                kind = StratifiedKFold if classification else KFold
+                cv = kind(self.cv, shuffle=True, random_state=rng.randint(2**31 - 1))
+            else:
+                cv = check_cv(self.cv, yv, classifier=classification)
+            total = np.zeros(n)
+            count = np.zeros(n)
+            for train, val in cv.split(Xv, yv):
+                scorer = fit_scorer(
+                    self.estimator,
+                    Xv[train],
+                    yv[train],
+                    int(rng.randint(2**31 - 1)),
+                    **self._scorer_params(),
+                )
+                g = None if groups is None else groups[val]
+                total[train] += self._helpfulness(scorer, Xv[val], yv[val], g)
+                count[train] += 1
+            scores = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        self.influence_scores_ = scores
+        return self._decide(scores, yv, n_keep, classification)
+
+    def _holdout(self, y, classification, rng):
+        n = len(y)
+        n_val = int(np.ceil(self.validation_fraction * n))
+        if classification:
+            classes, counts = np.unique(y, return_counts=True)
+            expected = counts * self.validation_fraction
+            if (
+                n_val < 2 * len(classes)
+                or np.any(expected < 2)
+                or np.any(counts - np.ceil(expected) < 1)
+            ):
+                raise ValueError(
+                    f"validation_fraction={self.validation_fraction} leaves fewer than "
+                    f"2 validation rows of some class (class counts "
+                    f"{dict(zip(classes.tolist(), counts.tolist()))}); raise "
+                    "validation_fraction, use cv=, or pass X_val and y_val."
+                )
+        idx = np.arange(n)
+        train, val = train_test_split(
+            idx,
+            test_size=self.validation_fraction,
+            stratify=y if classification else None,
+            random_state=rng.randint(2**31 - 1),
+        )
+        return np.sort(train), np.sort(val)
+
+    def _decide(self, scores, y, n_keep, classification):
+        n = len(scores)
+        scored = np.flatnonzero(~np.isnan(scores))
+        self.sample_weight_ = np.ones(n)
+        if self.strategy == "reweight":
+            s = scores[scored]
+            z = (s - s.mean()) / (s.std() if s.std() > 0 else 1.0)
+            w = np.exp(2.0 * z)
+            self.sample_weight_[scored] = w / w.mean()
+            self.sample_indices_ = np.arange(n)
+            return self.sample_indices_
+        n_drop = n - n_keep
+        if n_drop > len(scored):
+            raise ValueError(
+                f"Keeping {n_keep} of {n} rows means dropping {n_drop}, but only "
+                f"{len(scored)} rows are scored (the held-out validation rows are "
+                "always kept); keep more rows, or use cv=."
+            )
+        order = scored[np.argsort(scores[scored], kind="stable")]
+        drop_rows = order[:n_drop]
+        if self.strategy == "drop_harmful":
+            drop_rows = drop_rows[scores[drop_rows] < 0]
+        drop = np.zeros(n, dtype=bool)
+        drop[drop_rows] = True
+        if drop.all():
+            raise ValueError("Every row would be dropped; keep at least one row.")
+        if classification:
+            rank = np.empty(n)
+            rank[np.argsort(-np.nan_to_num(scores, nan=np.inf), kind="stable")] = (
+                np.arange(n)
+            )
+            drop = protect_classes(drop, y, rank, "The selection")
+        self.sample_indices_ = np.flatnonzero(~drop)
+        return self.sample_indices_

@@ -1,0 +1,221 @@
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score
+from sklearn.model_selection import (
+    GridSearchCV,
+    KFold,
+    cross_val_predict,
+    cross_val_score,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skinfluence import NoisyLabelFilter
+from skinfluence.datasets import load_noisy
+from skinfluence.exceptions import SkinfluenceWarning
+
+
+@pytest.fixture(scope="module")
+def wine():
+    return load_noisy("wine", rate=0.15, random_state=0)
+
+
+def lr(**kw):
+    return LogisticRegression(C=0.1, **kw)
+
+
+def test_detects_flipped_rows(wine):
+    filt = NoisyLabelFilter(lr(), random_state=0)
+    X_k, y_k = filt.fit_resample(wine.data, wine.target)
+    assert average_precision_score(wine.is_noisy, filt.noise_scores_) > 0.9
+    assert len(X_k) == len(y_k) == len(filt.sample_indices_)
+    np.testing.assert_array_equal(
+        filt.sample_indices_, np.flatnonzero(~filt.label_issues_)
+    )
+    # Dropping the flagged rows leaves a cleaner set than the input.
+    assert wine.is_noisy[filt.sample_indices_].mean() < 0.5 * wine.is_noisy.mean()
+
+
+def test_cross_fitted_proba_matches_cross_val_predict(wine):
+    # Independent reference: scikit-learn's own out-of-fold probabilities.
+    cv = KFold(4, shuffle=True, random_state=2)
+    filt = NoisyLabelFilter(lr(), cv=cv, signals=["proba"], dtype="float64")
+    filt.fit_resample(wine.data, wine.target)
+    ref = cross_val_predict(lr(), wine.data, wine.target, cv=cv, method="predict_proba")
+    y_idx = np.searchsorted(np.unique(wine.target), wine.target)
+    np.testing.assert_allclose(filt.predicted_proba_, ref, atol=1e-10)
+    np.testing.assert_allclose(
+        filt.noise_scores_, 1 - ref[np.arange(len(y_idx)), y_idx], atol=1e-10
+    )
+    auto = ref.argmax(axis=1) != y_idx
+    np.testing.assert_array_equal(filt.label_issues_, auto)
+
+
+def test_float_contamination_flags_that_many_top_scores(wine):
+    filt = NoisyLabelFilter(lr(), contamination=0.1, cv=3, random_state=0)
+    filt.fit_resample(wine.data, wine.target)
+    k = round(0.1 * len(wine.target))
+    assert filt.label_issues_.sum() == k
+    assert (
+        filt.noise_scores_[filt.label_issues_].min()
+        >= filt.noise_scores_[~filt.label_issues_].max()
+    )
+
+
+def test_in_sample_self_influence_signal(wine):
+    filt = NoisyLabelFilter(
+        lr(), cv=None, signals=["self_influence"], contamination=0.1
+    )
+    filt.fit_resample(wine.data, wine.target)
+    assert average_precision_score(wine.is_noisy, filt.noise_scores_) > 0.5
+
+
+def test_sample_weight_and_metadata_resampled_with_rows(wine):
+    w = np.linspace(0.5, 2.0, len(wine.target))
+    w_before = w.copy()
+    X_before = wine.data.copy()
+    filt = NoisyLabelFilter(
+        lr(), final_estimator=LogisticRegression(), cv=3, random_state=0
+    )
+    filt.fit(wine.data, wine.target, sample_weight=w, sensitive_features=w > 1)
+    idx = filt.sample_indices_
+    ref = LogisticRegression().fit(
+        wine.data[idx], wine.target[idx], sample_weight=w[idx]
+    )
+    np.testing.assert_allclose(filt.final_estimator_.coef_, ref.coef_)
+    np.testing.assert_array_equal(w, w_before)
+    np.testing.assert_array_equal(wine.data, X_before)
+    assert filt.score(wine.data, wine.target) == ref.score(wine.data, wine.target)
+
+
+def test_metadata_routing(wine):
+    from sklearn import config_context
+
+    w = np.linspace(0.5, 2.0, len(wine.target))
+    with config_context(enable_metadata_routing=True):
+        final = LogisticRegression().set_fit_request(sample_weight=True)
+        filt = NoisyLabelFilter(lr(), final_estimator=final, cv=3, random_state=0)
+        filt.set_fit_request(sample_weight=True)
+        scaler = StandardScaler().set_fit_request(sample_weight=False)
+        pipe = Pipeline([("scale", scaler), ("filt", filt)])
+        pipe.fit(wine.data, wine.target, sample_weight=w)
+    fitted = pipe[-1]
+    idx = fitted.sample_indices_
+    Xs = StandardScaler().fit_transform(wine.data)
+    ref = LogisticRegression().fit(Xs[idx], wine.target[idx], sample_weight=w[idx])
+    np.testing.assert_allclose(fitted.final_estimator_.coef_, ref.coef_)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(contamination=0.7), "contamination"),
+        (dict(contamination=0.0), "contamination"),
+        (dict(signals=["margin"]), "signals"),
+        (dict(final_estimator="tree"), "final_estimator"),
+    ],
+)
+def test_bad_parameters(wine, kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        NoisyLabelFilter(lr(), **kwargs).fit_resample(wine.data, wine.target)
+
+
+def test_bad_metadata_length(wine):
+    with pytest.raises(ValueError, match="sample_weight has 3 entries"):
+        NoisyLabelFilter(lr()).fit(wine.data, wine.target, sample_weight=[1, 2, 3])
+    with pytest.raises(ValueError, match="sensitive_features"):
+        NoisyLabelFilter(lr()).fit_resample(
+            wine.data, wine.target, sensitive_features=np.zeros(5)
+        )
+
+
+def test_vanishing_class_keeps_one_row():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = (X[:, 0] > 0).astype(int)
+    y[:3] = 2  # a tiny class the detector cannot learn
+    filt = NoisyLabelFilter(LogisticRegression(), cv=None, contamination=0.5)
+    with pytest.warns(SkinfluenceWarning, match="no class vanishes"):
+        X_k, y_k = filt.fit_resample(X, y)
+    assert set(np.unique(y_k)) == {0, 1, 2}
+
+
+def test_refuses_to_drop_every_row():
+    # Labels that are the exact opposite of a perfectly separable rule: every
+    # in-sample row disagrees with the (regularised-away) model of its label.
+    X = np.r_[np.zeros((10, 1)), np.ones((10, 1))]
+    y = np.r_[np.zeros(10, int), np.ones(10, int)]
+    filt = NoisyLabelFilter(LogisticRegression(C=1e-8), cv=None, signals=["neighbors"])
+    filt.fit_resample(X, y)  # neighbours agree: nothing flagged
+    assert not filt.label_issues_.any()
+    X2 = np.arange(20.0)[:, None]
+    y2 = np.arange(20) % 2  # alternating: every neighbour vote disagrees
+    filt = NoisyLabelFilter(
+        LogisticRegression(), cv=None, signals=["neighbors"], n_neighbors=2
+    )
+    with pytest.warns(SkinfluenceWarning, match="refusing"):
+        X_k, y_k = filt.fit_resample(X2, y2)
+    assert len(y_k) == 20
+
+
+@pytest.mark.slow
+def test_pipelines_grid_search_clone_pickle(wine):
+    from imblearn.pipeline import Pipeline as ImbPipeline
+
+    X, y = wine.data, wine.target
+    imb = ImbPipeline(
+        [
+            ("filter", NoisyLabelFilter(lr(), cv=3, random_state=0)),
+            ("clf", LogisticRegression()),
+        ]
+    ).fit(X, y)
+    kept = imb.named_steps["filter"].sample_indices_
+    ref = LogisticRegression().fit(X[kept], y[kept])
+    np.testing.assert_allclose(imb.named_steps["clf"].coef_, ref.coef_)
+
+    meta = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            (
+                "filter",
+                NoisyLabelFilter(
+                    lr(),
+                    cv=3,
+                    final_estimator=RandomForestClassifier(20, random_state=0),
+                    random_state=0,
+                ),
+            ),
+        ]
+    )
+    scores = cross_val_score(meta, X, y, cv=3)
+    assert scores.mean() > 0.8
+    grid = GridSearchCV(
+        meta,
+        {
+            "filter__contamination": ["auto", 0.1],
+            "filter__estimator": [lr(), LogisticRegression(C=1.0)],
+        },
+        cv=2,
+    ).fit(X, y)
+    assert set(grid.best_params_) == {"filter__contamination", "filter__estimator"}
+    fitted = grid.best_estimator_
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.predict(X), fitted.predict(X))
+    c = clone(meta)
+    assert c.get_params()["filter__cv"] == 3 and not hasattr(c[-1], "noise_scores_")
+
+
+@pytest.mark.slow
+def test_default_detector_runs_on_small_data():
+    d = load_noisy("iris", rate=0.1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        filt = NoisyLabelFilter(cv=3, random_state=0).fit(d.data, d.target)
+    assert filt.noise_scores_.shape == (150,)
+    assert average_precision_score(d.is_noisy, filt.noise_scores_) > 0.5

@@ -1,0 +1,202 @@
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+import skinfluence
+from skinfluence import InfluenceScorer, InfluentialSubsetSelector
+from skinfluence.datasets import load_noisy
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    d = load_noisy("breast_cancer", rate=0.2, test_size=0.3, random_state=0)
+    return d
+
+
+@pytest.mark.slow
+def test_dropping_harmful_rows_lowers_validation_loss_on_retraining(cancer):
+    # Independent check: actual retraining without the dropped rows.
+    X, y = cancer.data, cancer.target
+    Xv, yv = cancer.data_test, cancer.target_test
+    sel = InfluentialSubsetSelector(
+        LogisticRegression(),
+        method="influence_function",
+        strategy="keep_helpful",
+        n_select=len(y) - 20,
+        dtype="float64",
+        random_state=0,
+    ).fit(X, y, X_val=Xv, y_val=yv)
+    before = log_loss(yv, LogisticRegression().fit(X, y).predict_proba(Xv))
+    idx = sel.sample_indices_
+    after = log_loss(yv, LogisticRegression().fit(X[idx], y[idx]).predict_proba(Xv))
+    rng = np.random.default_rng(0)
+    rand = rng.choice(len(y), len(y) - 20, replace=False)
+    random_after = log_loss(
+        yv, LogisticRegression().fit(X[rand], y[rand]).predict_proba(Xv)
+    )
+    assert after < before and after < random_after
+    # The scores are the scorer's influence on the summed validation loss.
+    ref = (
+        InfluenceScorer(
+            LogisticRegression(), method="influence_function", dtype="float64"
+        )
+        .fit(X, y)
+        .influence(Xv, yv, aggregate=True)
+    )
+    np.testing.assert_allclose(sel.influence_scores_, ref, rtol=1e-6, atol=1e-10)
+
+
+def test_budget_and_strategies(cancer):
+    X, y = cancer.data, cancer.target
+    keep = InfluentialSubsetSelector(
+        LogisticRegression(), strategy="keep_helpful", fraction=0.75, random_state=0
+    )
+    Xk, yk = keep.fit_resample(X, y)
+    assert len(yk) == round(0.75 * len(y))
+    val = keep.validation_indices_
+    assert np.isin(val, keep.sample_indices_).all()
+    assert np.isnan(keep.influence_scores_[val]).all()
+    dropped = np.setdiff1d(np.arange(len(y)), keep.sample_indices_)
+    scored_kept = np.setdiff1d(keep.sample_indices_, val)
+    assert (
+        keep.influence_scores_[dropped].max()
+        <= keep.influence_scores_[scored_kept].min()
+    )
+
+    drop = InfluentialSubsetSelector(
+        LogisticRegression(), fraction=0.5, random_state=0
+    ).fit_resample(X, y)
+    sel = InfluentialSubsetSelector(LogisticRegression(), fraction=0.5, random_state=0)
+    sel.fit_resample(X, y)
+    dropped = np.setdiff1d(np.arange(len(y)), sel.sample_indices_)
+    assert (sel.influence_scores_[dropped] < 0).all()
+    assert len(drop[1]) >= round(0.5 * len(y))
+
+    rw = InfluentialSubsetSelector(LogisticRegression(), strategy="reweight", cv=3)
+    Xr, yr = rw.fit_resample(X, y)
+    assert len(yr) == len(y)
+    s = rw.influence_scores_
+    z = (s - s.mean()) / s.std()
+    expected = np.exp(2 * z)
+    np.testing.assert_allclose(rw.sample_weight_, expected / expected.mean())
+
+
+def test_reweight_passes_weights_to_final_estimator(cancer):
+    X, y = cancer.data, cancer.target
+    w = np.full(len(y), 2.0)
+    sel = InfluentialSubsetSelector(
+        LogisticRegression(),
+        strategy="reweight",
+        cv=3,
+        final_estimator=LogisticRegression(),
+        random_state=0,
+    ).fit(X, y, sample_weight=w)
+    ref = LogisticRegression().fit(X, y, sample_weight=2.0 * sel.sample_weight_)
+    np.testing.assert_allclose(sel.final_estimator_.coef_, ref.coef_)
+
+
+def test_sample_weight_resampled_with_rows(cancer):
+    X, y = cancer.data, cancer.target
+    w = np.linspace(0.5, 2, len(y))
+    sel = InfluentialSubsetSelector(
+        LogisticRegression(), final_estimator=LogisticRegression(), random_state=0
+    ).fit(X, y, sample_weight=w)
+    idx = sel.sample_indices_
+    ref = LogisticRegression().fit(X[idx], y[idx], sample_weight=w[idx])
+    np.testing.assert_allclose(sel.final_estimator_.coef_, ref.coef_)
+
+
+@pytest.mark.parametrize(
+    "kwargs, fit_kw, match",
+    [
+        (dict(n_select=10_000), {}, "n_select=10000 is larger"),
+        (dict(n_select=0), {}, "n_select"),
+        (dict(fraction=1.0), {}, "fraction"),
+        (dict(validation_fraction=0.005), {}, "validation_fraction=0.005"),
+        (dict(final_estimator=3), {}, "final_estimator"),
+        ({}, dict(sample_weight=[1.0]), "sample_weight has 1 entries"),
+        ({}, dict(X_val=np.zeros((2, 30))), "both X_val and y_val"),
+    ],
+)
+def test_bad_input(cancer, kwargs, fit_kw, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        InfluentialSubsetSelector(LogisticRegression(), **kwargs).fit(
+            cancer.data, cancer.target, **fit_kw
+        )
+
+
+@pytest.mark.slow
+def test_pipelines_grid_search_clone_pickle(cancer):
+    from imblearn.pipeline import Pipeline as ImbPipeline
+
+    X, y = cancer.data, cancer.target
+    imb = ImbPipeline(
+        [
+            ("sel", InfluentialSubsetSelector(LogisticRegression(), random_state=0)),
+            ("clf", LogisticRegression()),
+        ]
+    ).fit(X, y)
+    kept = imb.named_steps["sel"].sample_indices_
+    np.testing.assert_allclose(
+        imb.named_steps["clf"].coef_, LogisticRegression().fit(X[kept], y[kept]).coef_
+    )
+    meta = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            (
+                "sel",
+                InfluentialSubsetSelector(
+                    LogisticRegression(),
+                    final_estimator=LogisticRegression(),
+                    random_state=0,
+                ),
+            ),
+        ]
+    )
+    # Scored against noisy labels (20% flipped), so the ceiling is about 0.8.
+    assert cross_val_score(meta, X, y, cv=3).mean() > 0.7
+    grid = GridSearchCV(
+        meta,
+        {
+            "sel__fraction": [0.8, 0.95],
+            "sel__estimator": [LogisticRegression(C=0.1), LogisticRegression()],
+        },
+        cv=2,
+    ).fit(X, y)
+    fitted = grid.best_estimator_
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.predict(X), fitted.predict(X))
+    assert not hasattr(clone(meta)[-1], "influence_scores_")
+
+
+@pytest.mark.skipif(
+    "demographic_parity" not in skinfluence.objectives.OBJECTIVES,
+    reason="needs the demographic_parity objective",
+)
+def test_demographic_parity_selection_reduces_gap():
+    from skinfluence.datasets import make_fairness_problem
+
+    X, y, s = make_fairness_problem(1200, random_state=0)
+    tr, te = np.arange(800), np.arange(800, 1200)
+
+    def gap(model):
+        p = model.predict_proba(X[te])[:, 1]
+        return p[s[te] == 1].mean() - p[s[te] == 0].mean()
+
+    base = gap(LogisticRegression().fit(X[tr], y[tr]))
+    sel = InfluentialSubsetSelector(
+        LogisticRegression(),
+        objective="demographic_parity",
+        final_estimator=LogisticRegression(),
+        fraction=0.95,
+        strategy="keep_helpful",
+        random_state=0,
+    ).fit(X[tr], y[tr], sensitive_features=s[tr])
+    assert abs(gap(sel.final_estimator_)) < abs(base)
