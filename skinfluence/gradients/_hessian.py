@@ -120,11 +120,12 @@ class HessianProblem:
                 grad_outputs=[U[names[i]] for i in keep],
                 is_grads_batched=True,
                 allow_unused=True,
-                materialize_grads=True,
             )
-        return self.layout.flatten(
-            {k: r.detach() for k, r in zip(names, res)}, batch_dims=1
-        )
+        out = {}
+        for name, leaf, r in zip(names, leaves, res):
+            # (materialize_grads would drop the batch dimension.)
+            out[name] = r.detach() if r is not None else leaf.new_zeros(m, *leaf.shape)
+        return self.layout.flatten(out, batch_dims=1)
 
     def hvp(self, V, rows=None, idx=None):
         """``H V^T`` row-wise: (k, p) products with the mean Hessian.
