@@ -32,7 +32,9 @@ between the two over each query's candidates, and the recall of the
 original's top-10/100 helpful and harmful rows (over all training rows)
 among the candidates.
 
-Run: ``python benchmarks/fastif.py`` (about 5 minutes on 2 CPU cores).
+Run: ``python benchmarks/fastif.py`` (about 7 minutes on 2 idle CPU cores;
+the timings move with the load of a shared machine: compare runs at equal
+load).
 """
 
 import argparse
