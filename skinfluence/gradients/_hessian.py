@@ -1,7 +1,7 @@
 """Hessian-vector products and explicit Hessians of the training objective."""
 
 import torch
-from torch.func import functional_call, grad, jvp, vmap
+from torch.func import functional_call, grad
 
 from ..utils._torch import chunk_size
 
@@ -81,7 +81,58 @@ class HessianProblem:
             g = g + grad(self._data_term)(self.theta, self.X[sl], self.T[sl])
         return g / self.n
 
-    def hvp(self, V, rows=None, idx=None, scale_to_mean=True):
+    def _leaves(self):
+        """All parameters, with fresh leaves that require grad for the subset."""
+        params = dict(self._base)
+        leaves = []
+        for name in self.layout.names:
+            leaf = self.view.params[name].detach().requires_grad_(True)
+            params[name] = leaf
+            leaves.append(leaf)
+        return params, leaves
+
+    def _hvp_pass(self, U, x, t, weight, with_penalty):
+        """``weight * H_rows U`` (+ the penalty's Hessian times ``U``) on the
+        sum scale for the tangent dict ``U`` of ``m`` stacked vectors.
+
+        One forward pass, a backward pass that keeps its graph, and one
+        double-backward pass batched over the ``m`` vectors
+        (``is_grads_batched``): plain reverse-over-reverse autograd, whose
+        fixed cost per call is far below that of composed ``torch.func``
+        transforms, which matters for the one-row products of LiSSA.
+        """
+        names = self.layout.names
+        params, leaves = self._leaves()
+        with torch.enable_grad():
+            out = functional_call(self.view.module, params, (x,))
+            value = self.view.loss(out, t).sum() * weight
+            if with_penalty:
+                penalty = self.view.penalty_value(params)
+                if penalty is not None:
+                    value = value + penalty
+            grads = torch.autograd.grad(
+                value, leaves, create_graph=True, allow_unused=True
+            )
+            # A gradient that does not depend on the parameters contributes
+            # nothing to the Hessian.
+            keep = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+            m = next(iter(U.values())).shape[0]
+            if not keep:
+                return torch.zeros(m, self.p, dtype=self.dtype, device=self.device)
+            res = torch.autograd.grad(
+                [grads[i] for i in keep],
+                leaves,
+                grad_outputs=[U[names[i]] for i in keep],
+                is_grads_batched=True,
+                allow_unused=True,
+            )
+        out = {}
+        for name, leaf, r in zip(names, leaves, res):
+            # (materialize_grads would drop the batch dimension.)
+            out[name] = r.detach() if r is not None else leaf.new_zeros(m, *leaf.shape)
+        return self.layout.flatten(out, batch_dims=1)
+
+    def hvp(self, V, rows=None, idx=None):
         """``H V^T`` row-wise: (k, p) products with the mean Hessian.
 
         Parameters
@@ -95,27 +146,15 @@ class HessianProblem:
         """
         squeeze = V.dim() == 1
         V = V.reshape(-1, self.p).to(self.dtype)
-        theta = self.theta
-
-        def hv_data(v, x, t):
-            return jvp(lambda w: grad(self._data_term)(w, x, t), (theta,), (v,))[1]
-
-        def hv_pen(v):
-            return jvp(grad(self._penalty_term), (theta,), (v,))[1]
-
-        out = vmap(hv_pen)(V)
+        U = self.layout.unflatten(V)
         if idx is None:
-            data = 0
+            out = None
             for sl in self._chunks(V.shape[0], rows):
-                data = data + vmap(hv_data, in_dims=(0, None, None))(
-                    V, self.X[sl], self.T[sl]
-                )
-            out = out + data
+                part = self._hvp_pass(U, self.X[sl], self.T[sl], 1.0, out is None)
+                out = part if out is None else out + part
         else:
-            x, t = self.X[idx], self.T[idx]
-            out = out + vmap(hv_data, in_dims=(0, None, None))(V, x, t) * (
-                self.X.shape[0] / len(idx)
-            )
+            weight = self.X.shape[0] / len(idx)
+            out = self._hvp_pass(U, self.X[idx], self.T[idx], weight, True)
         self.n_hvp += V.shape[0]
         out = out / self.n
         return out[0] if squeeze else out

@@ -360,7 +360,10 @@ class LissaSolver(BaseEstimator):
             idx = batch_of(r, t)
             if idx is not None:
                 idx = idx.to(device)
-            h = V + h - (problem.hvp(h, idx=idx) + lam * h) / s
+            # h <- V + (1 - lam / s) h - H h / s, with H h taken first.
+            h = torch.add(V, h, alpha=1 - lam / s).sub_(
+                problem.hvp(h, idx=idx), alpha=1 / s
+            )
             if (t + 1) % check == 0 or t + 1 == self.depth_:
                 norm = h.norm(dim=1)
                 bound = DIVERGENCE_FACTOR * (t + 2) * v_norm

@@ -1,0 +1,119 @@
+import pytest
+import torch
+from torch import nn
+
+from skinfluence.gradients import HessianProblem, ParamLayout
+from skinfluence.models import ModelView
+from skinfluence.models._losses import multinomial_loss
+
+N, D, H, C = 30, 3, 4, 3
+PENALTY = 0.7
+
+
+def _view(loss=multinomial_loss, penalty=True):
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, C)).double()
+
+    def l2(params):
+        return PENALTY * sum((params[k] ** 2).sum() for k in ("0.weight", "2.weight"))
+
+    return ModelView(
+        module,
+        loss,
+        penalty=l2 if penalty else None,
+        n_train=N,
+        task="classification",
+        encode_target=lambda y: y,
+    )
+
+
+def _data():
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(N, D, generator=g, dtype=torch.float64), torch.randint(
+        0, C, (N,), generator=g
+    )
+
+
+def _objective(flat, X, T, rows, weight, penalty=True):
+    """The mean objective written out by hand, on a flat vector ordered as
+    ``[W1 | b1]`` row-major then ``[W2 | b2]`` row-major."""
+    a = H * (D + 1)
+    B1 = flat[:a].reshape(H, D + 1)
+    B2 = flat[a:].reshape(C, H + 1)
+    W1, b1, W2, b2 = B1[:, :D], B1[:, D], B2[:, :H], B2[:, H]
+    out = torch.tanh(X[rows] @ W1.T + b1) @ W2.T + b2
+    value = nn.functional.cross_entropy(out, T[rows], reduction="sum") * weight
+    if penalty:
+        value = value + PENALTY * ((W1**2).sum() + (W2**2).sum())
+    return value / N
+
+
+def _explicit_hessian(view, X, T, rows, weight, penalty=True):
+    p = view.params
+    flat = torch.cat(
+        [
+            torch.cat([p["0.weight"], p["0.bias"][:, None]], 1).reshape(-1),
+            torch.cat([p["2.weight"], p["2.bias"][:, None]], 1).reshape(-1),
+        ]
+    ).requires_grad_(True)
+    (g,) = torch.autograd.grad(
+        _objective(flat, X, T, rows, weight, penalty), flat, create_graph=True
+    )
+    rows_of_h = [
+        torch.autograd.grad(g[i], flat, retain_graph=True)[0] for i in range(len(flat))
+    ]
+    return torch.stack(rows_of_h)
+
+
+@pytest.mark.parametrize("penalty", [True, False])
+def test_hvp_matches_explicit_hessian(penalty):
+    view = _view(penalty=penalty)
+    X, T = _data()
+    layout = ParamLayout(view, view.select("all"), X[:2])
+    problem = HessianProblem(view, layout, X, T, batch_size=7)
+    ref = _explicit_hessian(view, X, T, slice(None), 1.0, penalty)
+    V = torch.randn(5, layout.p, dtype=torch.float64)
+    torch.testing.assert_close(problem.hvp(V), V @ ref, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(problem.hvp(V[0]), ref @ V[0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(problem.hessian(), ref, rtol=1e-10, atol=1e-12)
+
+
+def test_minibatch_hvp_is_rescaled_subset_hessian():
+    view = _view()
+    X, T = _data()
+    layout = ParamLayout(view, view.select("all"), X[:2])
+    problem = HessianProblem(view, layout, X, T)
+    idx = torch.tensor([3, 3, 17])
+    ref = _explicit_hessian(view, X, T, idx, N / len(idx))
+    V = torch.randn(4, layout.p, dtype=torch.float64)
+    torch.testing.assert_close(problem.hvp(V, idx=idx), V @ ref, rtol=1e-10, atol=1e-12)
+
+
+def test_hvp_on_a_parameter_subset():
+    view = _view()
+    X, T = _data()
+    layout = ParamLayout(view, view.select("last"), X[:2])
+    problem = HessianProblem(view, layout, X, T)
+    full = _explicit_hessian(view, X, T, slice(None), 1.0)
+    last = slice(H * (D + 1), None)
+    V = torch.randn(2, layout.p, dtype=torch.float64)
+    torch.testing.assert_close(
+        problem.hvp(V), V @ full[last, last], rtol=1e-10, atol=1e-12
+    )
+
+
+@pytest.mark.parametrize("penalty", [True, False])
+def test_objective_linear_in_parameters(penalty):
+    # A loss linear in every parameter has no data curvature: only the
+    # penalty's Hessian (2 * PENALTY on the weights, 0 on the biases) is left.
+    view = _view(loss=lambda out, t: out.sum(1), penalty=penalty)
+    X, T = _data()
+    layout = ParamLayout(view, ["2.weight", "2.bias"], X[:2])
+    problem = HessianProblem(view, layout, X, T)
+    V = torch.randn(3, layout.p, dtype=torch.float64)
+    diag = torch.zeros(C, H + 1, dtype=torch.float64)
+    if penalty:
+        diag[:, :H] = 2 * PENALTY / N
+    torch.testing.assert_close(
+        problem.hvp(V), V * diag.reshape(-1), rtol=1e-12, atol=1e-14
+    )
