@@ -42,6 +42,7 @@ import time
 
 import numpy as np
 import torch
+from _speedkit import make_module, write_problem
 from torch import nn
 
 SCRIPT = os.path.abspath(__file__)
@@ -49,51 +50,6 @@ REPO = os.path.dirname(os.path.dirname(SCRIPT))
 OURS = ["skinfluence-cg", "skinfluence-arnoldi", "skinfluence-ekfac"]
 ANCHORS = ["pydvl-cg", "pydvl-arnoldi", "pydvl-ekfac", "captum-arnoldi"]
 PASSTHROUGH = []
-
-
-def make_module(n_features, hidden, n_classes):
-    layers, width = [], n_features
-    for h in hidden:
-        layers += [nn.Linear(width, h), nn.ReLU()]
-        width = h
-    layers.append(nn.Linear(width, n_classes))
-    return nn.Sequential(*layers)
-
-
-def write_problem(args, workdir):
-    """Same recipe as ``benchmarks/speed.py``: synthetic teacher labels with
-    5% noise, an MLP trained for a few Adam epochs."""
-    n_pool = max(args.n_train)
-    gen = torch.Generator().manual_seed(args.seed)
-    X = torch.randn(n_pool + args.n_query, args.n_features, generator=gen)
-    teacher = torch.randn(args.n_features, args.n_classes, generator=gen)
-    y = (torch.tanh(X) @ teacher).argmax(1)
-    flip = torch.rand(len(y), generator=gen) < 0.05
-    y[flip] = torch.randint(0, args.n_classes, (int(flip.sum()),), generator=gen)
-    torch.manual_seed(args.seed)
-    module = make_module(args.n_features, args.hidden, args.n_classes)
-    opt = torch.optim.Adam(module.parameters(), lr=1e-3)
-    for _ in range(args.train_epochs):
-        order = torch.randperm(n_pool, generator=gen)
-        for start in range(0, n_pool, 256):
-            idx = order[start : start + 256]
-            opt.zero_grad()
-            nn.functional.cross_entropy(module(X[idx]), y[idx]).backward()
-            opt.step()
-    os.makedirs(workdir, exist_ok=True)
-    torch.save(module.state_dict(), os.path.join(workdir, "model.pt"))
-    np.savez(
-        os.path.join(workdir, "data.npz"),
-        X=X[:n_pool].numpy(),
-        y=y[:n_pool].numpy(),
-        Xq=X[n_pool:].numpy(),
-        yq=y[n_pool:].numpy(),
-    )
-    meta = dict(
-        n_features=args.n_features, hidden=list(args.hidden), n_classes=args.n_classes
-    )
-    with open(os.path.join(workdir, "meta.json"), "w") as f:
-        json.dump(meta, f)
 
 
 def _load(workdir, n_train, n_query):

@@ -4,6 +4,15 @@ Which training rows drove a prediction, which are mislabeled, which subset
 helps a validation objective most -- as scikit-learn estimators.
 """
 
+try:
+    import torch  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "skinfluence needs torch, which is not installed in this Python. Install "
+        "the package with its dependencies: pip install -c constraints.txt . "
+        "(the constraints file pins the CPU build of torch)."
+    ) from exc
+
 from .callbacks import Checkpoints
 from .estimators import InfluenceScorer, InfluentialSubsetSelector, NoisyLabelFilter
 from .methods import (

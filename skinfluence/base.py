@@ -4,12 +4,24 @@ import numbers
 import warnings
 
 import numpy as np
+import torch
 from sklearn.utils import _safe_indexing
-from sklearn.utils.validation import validate_data  # noqa: F401  (re-exported helper)
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .exceptions import SkinfluenceWarning
 
-__all__ = ["ResamplerMixin"]
+__all__ = ["ENGINE_PARAMETER_CONSTRAINTS", "ResamplerMixin"]
+
+# Constraints of the gradient-engine settings every estimator passes on to
+# its InfluenceScorer.
+ENGINE_PARAMETER_CONSTRAINTS = {
+    "parameters": [StrOptions({"all", "last"}), list, tuple],
+    "device": [str, torch.device],
+    "dtype": [StrOptions({"float32", "float64"})],
+    "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
 
 
 class ResamplerMixin:

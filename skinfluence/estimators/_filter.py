@@ -25,7 +25,13 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ..base import ResamplerMixin, check_row_metadata, protect_classes, take_rows
+from ..base import (
+    ENGINE_PARAMETER_CONSTRAINTS,
+    ResamplerMixin,
+    check_row_metadata,
+    protect_classes,
+    take_rows,
+)
 from ..exceptions import SkinfluenceWarning
 from ..methods import BaseInfluenceMethod
 from ..methods._registry import METHODS
@@ -296,12 +302,7 @@ class NoisyLabelFilter(
         "signals": [list, tuple],
         "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
         "final_estimator": [None, object],
-        "parameters": [StrOptions({"all", "last"}), list, tuple],
-        "device": [str, torch.device],
-        "dtype": [StrOptions({"float32", "float64"})],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
+        **ENGINE_PARAMETER_CONSTRAINTS,
     }
 
     def __init__(

@@ -25,6 +25,7 @@ from sklearn.utils.validation import (
 )
 
 from .. import models
+from ..base import ENGINE_PARAMETER_CONSTRAINTS
 from ..callbacks import add_checkpoints
 from ..gradients import ParamLayout
 from ..methods import BaseInfluenceMethod, InfluenceContext, Query, get_method
@@ -199,14 +200,9 @@ class InfluenceScorer(BaseEstimator):
         "estimator": [None, object],
         "method": [StrOptions(set(METHODS)), BaseInfluenceMethod],
         "objective": [str, object, callable],
-        "parameters": [StrOptions({"all", "last"}), list, tuple],
+        **ENGINE_PARAMETER_CONSTRAINTS,
         "top_k": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "device": [str, torch.device],
-        "dtype": [StrOptions({"float32", "float64"})],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "n_jobs": [numbers.Integral, None],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(

@@ -3,7 +3,6 @@
 import numbers
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, MetaEstimatorMixin
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv, train_test_split
 from sklearn.utils import check_random_state
@@ -11,7 +10,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import validate_data
 
-from ..base import ResamplerMixin, check_row_metadata, protect_classes
+from ..base import (
+    ENGINE_PARAMETER_CONSTRAINTS,
+    ResamplerMixin,
+    check_row_metadata,
+    protect_classes,
+)
 from ..methods import BaseInfluenceMethod
 from ..methods._registry import METHODS
 from ..objectives import get_objective
@@ -130,12 +134,7 @@ class InfluentialSubsetSelector(
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "cv": ["cv_object", None],
         "final_estimator": [None, object],
-        "parameters": [StrOptions({"all", "last"}), list, tuple],
-        "device": [str, torch.device],
-        "dtype": [StrOptions({"float32", "float64"})],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
+        **ENGINE_PARAMETER_CONSTRAINTS,
     }
 
     def __init__(
