@@ -234,7 +234,8 @@ def methods_for(p, glm):
     if "lissa" in SOLVERS:
         out.append(("lissa", InfluenceFunction(solver="lissa", damping=d)))
     if glm:
-        out.append(("newton_loo (1 step)", NewtonLOO()))
+        out.append(("newton_loo (default)", NewtonLOO()))
+        out.append(("newton_loo (1 step)", NewtonLOO(n_steps=1)))
         out.append(("newton_loo (2 steps)", NewtonLOO(n_steps=2)))
     out.append(("tracin", TracIn()))
     return out

@@ -13,6 +13,9 @@ from .ihvp import ExactSolver
 
 __all__ = ["NewtonLOO"]
 
+# Multiply-adds up to which n_steps="auto" takes the O(n_train^2 p) second step.
+_AUTO_SECOND_STEP = 1e10
+
 
 class NewtonLOO(BaseInfluenceMethod):
     """Approximate leave-one-out retraining of a generalised linear model.
@@ -48,8 +51,13 @@ class NewtonLOO(BaseInfluenceMethod):
     ----------
     damping : float >= 0 or "auto", default="auto"
         Added to the mean Hessian's diagonal (see :class:`InfluenceFunction`).
-    n_steps : int >= 1, default=1
-        Newton steps; 1 is the closed-form estimate.
+    n_steps : int >= 1 or "auto", default="auto"
+        Newton steps; 1 is the closed-form estimate. ``"auto"`` takes 2
+        steps when the second one is cheap (``n_train**2 * p <= 1e10``
+        multiply-adds) and 1 otherwise: on standardised breast_cancer with
+        ``LogisticRegression(C=1)`` one step reaches a mean Pearson of 0.988
+        against actual leave-one-out retraining and two reach 0.999
+        (``benchmarks/loo_fidelity.py``).
     query : {"exact", "linear"}, default="exact"
         How the query measurement's change is evaluated (see above).
         Objectives that transform the query rows use ``"linear"``.
@@ -59,6 +67,8 @@ class NewtonLOO(BaseInfluenceMethod):
     Attributes
     ----------
     damping_ : float
+    n_steps_ : int
+        Newton steps taken.
     leverage_ : ndarray of shape (n_train,)
         ``trace(S_j C_j)``; ``h_jj`` for single-output models.
     steps_ : ndarray of shape (n_train, p)
@@ -95,12 +105,17 @@ class NewtonLOO(BaseInfluenceMethod):
             Interval(numbers.Real, 0, None, closed="left"),
             StrOptions({"auto"}),
         ],
-        "n_steps": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_steps": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+        ],
         "query": [StrOptions({"exact", "linear"})],
         "max_params": [Interval(numbers.Integral, 1, None, closed="left")],
     }
 
-    def __init__(self, damping="auto", n_steps=1, query="exact", max_params=8000):
+    def __init__(
+        self, damping="auto", n_steps="auto", query="exact", max_params=8000
+    ):
         self.damping = damping
         self.n_steps = n_steps
         self.query = query
@@ -137,7 +152,11 @@ class NewtonLOO(BaseInfluenceMethod):
         g_tilde = (r_tilde.unsqueeze(2) * a.unsqueeze(1)).reshape(a.shape[0], -1)
         steps = g_tilde @ h_inv
         theta = problem.theta.to(f64)
-        for _ in range(self.n_steps - 1):
+        n_steps = self.n_steps
+        if n_steps == "auto":
+            n_steps = 2 if n * n * p <= _AUTO_SECOND_STEP else 1
+        self.n_steps_ = n_steps
+        for _ in range(n_steps - 1):
             steps = steps - self._newton_correction(
                 problem, theta, steps, a, z, ctx.T, h_inv, cmat, s, ident, k_out
             )

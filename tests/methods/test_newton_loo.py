@@ -29,7 +29,7 @@ def test_exact_for_ridge():
     X, y = make_regression(40, 3, noise=1.0, random_state=0)
     base, loo, self_loo = _loo_ridge(X[:30], y[:30], X[30:], y[30:], 2.0)
     s = InfluenceScorer(
-        FrozenEstimator(base), method=NewtonLOO(damping=0), dtype="float64"
+        FrozenEstimator(base), method=NewtonLOO(damping=0, n_steps=1), dtype="float64"
     ).fit(X[:30], y[:30])
     scale = np.abs(loo).max()
     np.testing.assert_allclose(s.influence(X[30:], y[30:]), loo, atol=1e-9 * scale)
@@ -76,11 +76,29 @@ def test_newton_steps_converge_to_true_leave_one_out(n_classes):
     assert errors[2] < 0.01 * errors[0]
 
 
+def test_auto_steps_takes_the_cheap_second_step(monkeypatch):
+    from skinfluence.methods import _newton_loo
+
+    X, y = make_classification(60, 4, n_informative=3, n_redundant=0, random_state=2)
+    base = LogisticRegression().fit(X, y)
+    kw = dict(dtype="float64")
+    auto = InfluenceScorer(FrozenEstimator(base), method=NewtonLOO(), **kw).fit(X, y)
+    two = InfluenceScorer(FrozenEstimator(base), method=NewtonLOO(n_steps=2), **kw)
+    assert auto.method_.n_steps_ == 2
+    np.testing.assert_allclose(
+        auto.influence(X[:5], y[:5]), two.fit(X, y).influence(X[:5], y[:5])
+    )
+    # Past the budget (n_train^2 * p multiply-adds) "auto" keeps one step.
+    monkeypatch.setattr(_newton_loo, "_AUTO_SECOND_STEP", 10.0)
+    one = InfluenceScorer(FrozenEstimator(base), method=NewtonLOO(), **kw).fit(X, y)
+    assert one.method_.n_steps_ == 1
+
+
 def test_binary_linear_query_is_influence_function_over_one_minus_leverage():
     X, y = make_classification(80, 4, n_informative=3, n_redundant=0, random_state=0)
     est = FrozenEstimator(LogisticRegression(C=0.5).fit(X, y))
     kw = dict(dtype="float64")
-    nl = InfluenceScorer(est, method=NewtonLOO(query="linear"), **kw).fit(X, y)
+    nl = InfluenceScorer(est, method=NewtonLOO(query="linear", n_steps=1), **kw).fit(X, y)
     inf = InfluenceScorer(est, method=InfluenceFunction(solver="exact"), **kw).fit(X, y)
     h = nl.method_.leverage_
     assert np.all((h > 0) & (h < 1))
