@@ -18,7 +18,11 @@ it. Signs are aligned to skinfluence's (positive = helpful): pyDVL's
 Contenders:
 
 * skinfluence ``InfluenceFunction`` with ``CGSolver()``,
-  ``ArnoldiSolver(rank=--rank)`` and ``EKFACSolver()``;
+  ``ArnoldiSolver(rank=--rank)`` (a Krylov space of ``rank + 10``
+  vectors, the default), ``-krylov2k`` (a Krylov space of ``2 * rank``
+  vectors), ``-sample`` (the same, with the eigenpairs taken from the
+  Hessian of a random quarter of the training rows, ``hessian_rows``) and
+  ``EKFACSolver()``;
 * pyDVL 0.10 ``CgInfluence``, ``ArnoldiInfluence(rank=--rank)`` and
   ``EkfacInfluence`` (run with ``--pydvl-python``, a separate environment
   with numpy<2, since pyDVL 0.10 needs it);
@@ -47,7 +51,13 @@ from torch import nn
 
 SCRIPT = os.path.abspath(__file__)
 REPO = os.path.dirname(os.path.dirname(SCRIPT))
-OURS = ["skinfluence-cg", "skinfluence-arnoldi", "skinfluence-ekfac"]
+OURS = [
+    "skinfluence-cg",
+    "skinfluence-arnoldi",
+    "skinfluence-arnoldi-krylov2k",
+    "skinfluence-arnoldi-sample",
+    "skinfluence-ekfac",
+]
 ANCHORS = ["pydvl-cg", "pydvl-arnoldi", "pydvl-ekfac", "captum-arnoldi"]
 PASSTHROUGH = []
 
@@ -109,6 +119,14 @@ def contender(name, args, module, X, y, Xq, yq):
         solver = {
             "skinfluence-cg": CGSolver(),
             "skinfluence-arnoldi": ArnoldiSolver(rank=args.rank),
+            "skinfluence-arnoldi-krylov2k": ArnoldiSolver(
+                rank=args.rank, oversampling=args.rank
+            ),
+            "skinfluence-arnoldi-sample": ArnoldiSolver(
+                rank=args.rank,
+                oversampling=args.rank,
+                hessian_rows=max(1, len(X) // 4),
+            ),
             "skinfluence-ekfac": EKFACSolver(),
         }[name]
         return _skinfluence(solver, module, X, y, Xq, yq, d)

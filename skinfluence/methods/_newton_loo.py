@@ -113,9 +113,7 @@ class NewtonLOO(BaseInfluenceMethod):
         "max_params": [Interval(numbers.Integral, 1, None, closed="left")],
     }
 
-    def __init__(
-        self, damping="auto", n_steps="auto", query="exact", max_params=8000
-    ):
+    def __init__(self, damping="auto", n_steps="auto", query="exact", max_params=8000):
         self.damping = damping
         self.n_steps = n_steps
         self.query = query

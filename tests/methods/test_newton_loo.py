@@ -98,7 +98,9 @@ def test_binary_linear_query_is_influence_function_over_one_minus_leverage():
     X, y = make_classification(80, 4, n_informative=3, n_redundant=0, random_state=0)
     est = FrozenEstimator(LogisticRegression(C=0.5).fit(X, y))
     kw = dict(dtype="float64")
-    nl = InfluenceScorer(est, method=NewtonLOO(query="linear", n_steps=1), **kw).fit(X, y)
+    nl = InfluenceScorer(est, method=NewtonLOO(query="linear", n_steps=1), **kw).fit(
+        X, y
+    )
     inf = InfluenceScorer(est, method=InfluenceFunction(solver="exact"), **kw).fit(X, y)
     h = nl.method_.leverage_
     assert np.all((h > 0) & (h < 1))

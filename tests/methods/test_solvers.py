@@ -129,6 +129,36 @@ def test_arnoldi_subspace_matches_eigendecomposition(mlp_data):
     np.testing.assert_allclose(self_inf, ref_self, atol=1e-8 * np.abs(ref_self).max())
 
 
+def test_arnoldi_on_a_row_sample_inverts_the_sampled_hessian(mlp_data):
+    est, X, y = mlp_data
+    damping, m = 0.2, 40
+    s, _, _ = _scores(
+        est, X, y, ArnoldiSolver(rank=1000, hessian_rows=m, tail=0.0), damping
+    )
+    solver = s.method_.solver_
+    idx = solver.hessian_indices_
+    assert len(np.unique(idx)) == m
+    ctx = s._context()
+    n = ctx.view.n_train
+    H_s, _ = _explicit_hessian(ctx.view, ctx.X[idx], ctx.T[idx])
+    twice = torch.cat([torch.as_tensor(idx)] * 2)
+    H_ss, _ = _explicit_hessian(ctx.view, ctx.X[twice], ctx.T[twice])
+    # (sum over the sample)/n and the penalty's Hessian/n, separated.
+    data, pen = H_ss - H_s, 2 * H_s - H_ss
+    H_ref = n / m * data + pen
+    H_ref = (H_ref + H_ref.T) / 2
+    # The Krylov basis stops at the sample Hessian's distinct eigenvalues:
+    # every kept value is one of its eigenvalues, and the largest all appear.
+    _, w, _ = solver.low_rank_factors()
+    lam = torch.as_tensor(solver.eigenvalues_)
+    ref_vals = torch.linalg.eigvalsh(H_ref)
+    gap = (lam[:, None] - ref_vals[None, :]).abs().min(1).values
+    assert float(gap.max()) < 1e-9 * float(ref_vals.abs().max())
+    top = torch.linalg.eigvalsh(H_ref).abs().sort(descending=True).values[:10]
+    np.testing.assert_allclose(lam.abs()[:10], top, rtol=1e-8)
+    np.testing.assert_allclose(w, 1 / (lam + damping) - 1 / damping, rtol=1e-10)
+
+
 def test_arnoldi_low_rank_tracks_exact(mlp_data, mlp_exact):
     est, X, y = mlp_data
     _, ref, _ = mlp_exact
@@ -191,6 +221,7 @@ def test_indefinite_hessian_without_damping_says_add_damping(mlp_data):
         (CGSolver(max_iter=0), "max_iter"),
         (ArnoldiSolver(rank=0), "rank"),
         (ArnoldiSolver(tail="median"), "tail"),
+        (ArnoldiSolver(hessian_rows=0), "hessian_rows"),
         (EKFACSolver(max_outputs=0), "max_outputs"),
     ],
 )
