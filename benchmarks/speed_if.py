@@ -12,8 +12,8 @@ a fresh process (for skinfluence through the method object, i.e. what
 Reference: float64 block conjugate gradient to relative residual 1e-6 at
 the same damping, on the first ``--ref-queries`` queries; "pearson" is the
 mean over those queries of the Pearson correlation of a tool's scores with
-it. Signs are aligned to skinfluence's (positive = helpful): pyDVL's
-``InfluenceMode.Up`` scores are negated.
+it. Every tool's scores already share skinfluence's sign (positive =
+helpful); pyDVL's ``InfluenceMode.Up`` scores are used as they are.
 
 Contenders:
 
@@ -21,7 +21,7 @@ Contenders:
   ``ArnoldiSolver(rank=--rank)`` (a Krylov space of ``rank + 10``
   vectors, the default), ``-krylov2k`` (a Krylov space of ``2 * rank``
   vectors), ``-sample`` (the same, with the eigenpairs taken from the
-  Hessian of a random quarter of the training rows, ``hessian_rows``) and
+  Hessian of 1,000 random training rows, ``hessian_rows=1000``) and
   ``EKFACSolver()``;
 * pyDVL 0.10 ``CgInfluence``, ``ArnoldiInfluence(rank=--rank)`` and
   ``EkfacInfluence`` (run with ``--pydvl-python``, a separate environment
@@ -123,9 +123,7 @@ def contender(name, args, module, X, y, Xq, yq):
                 rank=args.rank, oversampling=args.rank
             ),
             "skinfluence-arnoldi-sample": ArnoldiSolver(
-                rank=args.rank,
-                oversampling=args.rank,
-                hessian_rows=max(1, len(X) // 4),
+                rank=args.rank, oversampling=args.rank, hessian_rows=1000
             ),
             "skinfluence-ekfac": EKFACSolver(),
         }[name]
@@ -147,8 +145,10 @@ def contender(name, args, module, X, y, Xq, yq):
             loader = DataLoader(TensorDataset(X, y), batch_size=1000)
             model = model.fit(loader)
             values = model.influences(Xq, yq, X, y, mode=InfluenceMode.Up)
-            # Up-weighting's effect on the test loss: helpful rows are negative.
-            return -values.double().numpy()
+            # pyDVL's "up" scores are g_test^T (H + damping I)^{-1} g_train,
+            # already positive for helpful rows: on a 300-row problem its CG
+            # matches the reference at Pearson +1.0000 without a sign flip.
+            return values.double().numpy()
 
         return run
     if name == "captum-arnoldi":
@@ -279,14 +279,14 @@ def table(args, measure=None):
         f"{args.ref_queries} queries ('reference' row: its time for those only); "
         "'x fastest anchor' = fastest pyDVL/Captum time / this time"
     ]
-    head = f"{'n_train':>7s}  {'tool':22s} {'time s':>9s} {'x fastest anchor':>17s} {'pearson':>8s}  note"
+    head = f"{'n_train':>7s}  {'tool':28s} {'time s':>9s} {'x fastest anchor':>17s} {'pearson':>8s}  note"
     lines += [head, "-" * len(head)]
     for r in rows(args):
         t = "-" if r["time"] is None else f"{r['time']:.2f}"
         sp = "-" if r["speedup"] is None else f"{r['speedup']:.2f}"
         pe = "-" if r["pearson"] is None else f"{r['pearson']:.4f}"
         lines.append(
-            f"{r['n_train']:7d}  {r['tool']:22s} {t:>9s} {sp:>17s} {pe:>8s}  {r['note']}"
+            f"{r['n_train']:7d}  {r['tool']:28s} {t:>9s} {sp:>17s} {pe:>8s}  {r['note']}"
         )
     return "\n".join(lines)
 

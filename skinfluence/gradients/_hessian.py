@@ -81,6 +81,44 @@ class HessianProblem:
             g = g + grad(self._data_term)(self.theta, self.X[sl], self.T[sl])
         return g / self.n
 
+    def signed_gradients(self, n_probes, generator=None, idx=None):
+        """``(n_probes, p)`` sums ``sum_i s_i grad loss_i`` over the training
+        rows (or the rows ``idx``) with independent random signs ``s_i = +-1``.
+
+        Their second moment is ``sum_i g_i g_i^T``: probes that weight each
+        direction by how much of the rows' gradients lies along it. One
+        forward pass and one backward pass batched over the probes.
+        """
+        rows = torch.arange(self.X.shape[0], device=self.device) if idx is None else idx
+        signs = torch.randint(0, 2, (n_probes, len(rows)), generator=generator)
+        signs = (signs * 2 - 1).to(device=self.device, dtype=self.dtype)
+        names = self.layout.names
+        out = torch.zeros(n_probes, self.p, dtype=self.dtype, device=self.device)
+        for sl in self._chunks(n_probes):
+            if sl.start >= len(rows):
+                break
+            sl = slice(sl.start, min(sl.stop, len(rows)))
+            params, leaves = self._leaves()
+            sub = rows[sl]
+            with torch.enable_grad():
+                pred = functional_call(self.view.module, params, (self.X[sub],))
+                losses = self.view.loss(pred, self.T[sub])
+                res = torch.autograd.grad(
+                    losses,
+                    leaves,
+                    grad_outputs=signs[:, sl],
+                    is_grads_batched=True,
+                    allow_unused=True,
+                )
+            parts = {
+                name: r.detach()
+                if r is not None
+                else leaf.new_zeros(n_probes, *leaf.shape)
+                for name, leaf, r in zip(names, leaves, res)
+            }
+            out += self.layout.flatten(parts, batch_dims=1)
+        return out
+
     def _leaves(self):
         """All parameters, with fresh leaves that require grad for the subset."""
         params = dict(self._base)

@@ -159,6 +159,76 @@ def test_arnoldi_on_a_row_sample_inverts_the_sampled_hessian(mlp_data):
     np.testing.assert_allclose(w, 1 / (lam + damping) - 1 / damping, rtol=1e-10)
 
 
+def _named_row_grads(view, X, T, names):
+    leaves = {n: view.params[n].clone().requires_grad_(True) for n in names}
+    rows = []
+    for i in range(X.shape[0]):
+        out = view.forward(X[i : i + 1], leaves)
+        gs = torch.autograd.grad(
+            view.loss(out, T[i : i + 1]).sum(), list(leaves.values())
+        )
+        rows.append(torch.cat([g.reshape(-1) for g in gs]))
+    return torch.stack(rows)
+
+
+def _named_to_layout(layout, view, flat_named, names):
+    parts, off = {}, 0
+    for n in names:
+        k = view.params[n].numel()
+        parts[n] = flat_named[..., off : off + k].reshape(
+            *flat_named.shape[:-1], *view.params[n].shape
+        )
+        off += k
+    return layout.flatten(parts, batch_dims=flat_named.dim() - 1)
+
+
+def test_signed_gradients_are_signed_sums_of_row_gradients(mlp_data):
+    est, X, y = mlp_data
+    s, _, _ = _scores(est, X, y, "exact")
+    ctx = s._context()
+    problem = HessianProblem(ctx.view, ctx.layout, ctx.X, ctx.T)
+    Z = problem.signed_gradients(3, torch.Generator().manual_seed(7))
+    signs = torch.randint(
+        0, 2, (3, ctx.X.shape[0]), generator=torch.Generator().manual_seed(7)
+    )
+    signs = (signs * 2 - 1).to(torch.float64)
+    names = list(ctx.view.params)
+    G = _named_row_grads(ctx.view, ctx.X, ctx.T, names)
+    ref = _named_to_layout(ctx.layout, ctx.view, signs @ G, names)
+    np.testing.assert_allclose(Z, ref, atol=1e-10 * float(ref.abs().max()))
+
+
+def test_arnoldi_gradient_tail_is_the_rayleigh_quotient_of_gradient_probes(
+    mlp_data, monkeypatch
+):
+    est, X, y = mlp_data
+    s, _, _ = _scores(est, X, y, "exact")
+    ctx = s._context()
+    names = list(ctx.view.params)
+    G = _named_row_grads(ctx.view, ctx.X, ctx.T, names)
+    Z = torch.stack([G[:40].sum(0), G[40:80].sum(0) - G[80:].sum(0)])
+    Z_layout = _named_to_layout(ctx.layout, ctx.view, Z, names)
+    monkeypatch.setattr(
+        HessianProblem, "signed_gradients", lambda self, k, gen=None: Z_layout[:k]
+    )
+    rank, damping = 5, 0.2
+    s, _, _ = _scores(
+        est, X, y, ArnoldiSolver(rank=rank, oversampling=1000, n_probes=2), damping
+    )
+    H, _ = _explicit_hessian(ctx.view, ctx.X, ctx.T)
+    evals, vecs = torch.linalg.eigh((H + H.T) / 2)
+    U = vecs[:, torch.argsort(evals.abs(), descending=True)[:rank]]
+    R = Z - (Z @ U) @ U.T
+    c_ref = float((R @ H * R).sum() / (R * R).sum())
+    solver = s.method_.solver_
+    assert solver.tail_eigenvalue_ == pytest.approx(c_ref, rel=1e-8)
+    # The gradients see more curvature in the rest than its mean eigenvalue.
+    rest = evals[torch.argsort(evals.abs(), descending=True)[rank:]]
+    assert c_ref > float(rest.mean())
+    _, w, shift = solver.low_rank_factors()
+    assert shift == pytest.approx(1 / (c_ref + damping), rel=1e-8)
+
+
 def test_arnoldi_low_rank_tracks_exact(mlp_data, mlp_exact):
     est, X, y = mlp_data
     _, ref, _ = mlp_exact

@@ -21,11 +21,23 @@ class ArnoldiSolver(BaseEstimator):
 
         ``U diag(1 / (lambda + damping)) U^T + (I - U U^T) / (c + damping)``
 
-    with ``c`` the eigenvalue assumed on the rest of the space: ``tail="mean"``
-    estimates the mean eigenvalue there (Hutchinson probes projected off
-    ``U``), a number sets it, and ``tail="drop"`` drops the rest of the space
-    (the original Arnoldi influence, which ignores gradient components
-    outside the basis). Because the operator is "low rank plus a multiple of
+    with ``c`` the eigenvalue assumed on the rest of the space.
+    ``tail="gradient"`` takes the Rayleigh quotient ``sum_k r_k^T H r_k /
+    sum_k |r_k|^2`` of probes ``r_k = (I - U U^T) sum_i s_ik g_i``: random
+    signed sums of the training rows' loss gradients ``g_i``, projected off
+    ``U``. Their second moment is ``sum_i g_i g_i^T``, so ``c`` is the
+    curvature of the remaining space *as the gradients see it*, which is
+    what the influence ``g_q^T (H + damping I)^{-1} g_j`` is made of. Loss
+    gradients lie mostly in directions of high curvature (for
+    cross-entropy the Gauss-Newton matrix is their expected outer product),
+    so this ``c`` is far above the plain mean eigenvalue of the rest:
+    on the MLP of ``benchmarks/speed_if.py`` (85,002 parameters, top
+    eigenvalue 11.7) it is about 0.1 against a mean of 0.001, and with the
+    same 50 eigenpairs the Pearson correlation with a converged solve rises
+    from 0.988 to 0.994. ``tail="mean"`` estimates the plain mean eigenvalue
+    there (Rademacher probes projected off ``U``), a number sets ``c``, and
+    ``tail="drop"`` drops the rest of the space (the original Arnoldi
+    influence, which ignores gradient components outside the basis). Because the operator is "low rank plus a multiple of
     the identity", :class:`~skinfluence.InfluenceFunction` caches every
     training row's ``rank`` coordinates once: each later query is a small
     matrix product plus a gradient inner product, and self-influence costs
@@ -37,10 +49,11 @@ class ArnoldiSolver(BaseEstimator):
         Eigenpairs kept (capped at the number of parameters).
     oversampling : int >= 0, default=10
         Extra Krylov vectors that sharpen the kept Ritz pairs.
-    tail : {"mean", "drop"} or float >= 0, default="mean"
+    tail : {"gradient", "mean", "drop"} or float >= 0, default="gradient"
         Eigenvalue used outside the kept eigenspace (see above).
     n_probes : int >= 1, default=4
-        Probes of the ``tail="mean"`` estimate.
+        Probes of the ``"gradient"`` and ``"mean"`` estimates (one
+        Hessian-vector product each).
     hessian_rows : int >= 1 or None, default=None
         Estimate the eigenpairs (and the tail) from the Hessian of this many
         training rows drawn at random without replacement (rescaled to the
@@ -87,7 +100,7 @@ class ArnoldiSolver(BaseEstimator):
         "rank": [Interval(numbers.Integral, 1, None, closed="left")],
         "oversampling": [Interval(numbers.Integral, 0, None, closed="left")],
         "tail": [
-            StrOptions({"mean", "drop"}),
+            StrOptions({"gradient", "mean", "drop"}),
             Interval(numbers.Real, 0, None, closed="left"),
         ],
         "n_probes": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -95,7 +108,7 @@ class ArnoldiSolver(BaseEstimator):
     }
 
     def __init__(
-        self, rank=50, oversampling=10, tail="mean", n_probes=4, hessian_rows=None
+        self, rank=50, oversampling=10, tail="gradient", n_probes=4, hessian_rows=None
     ):
         self.rank = rank
         self.oversampling = oversampling
@@ -135,9 +148,16 @@ class ArnoldiSolver(BaseEstimator):
                     - 1
                 )
                 z = z.to(U.device)
+            if self.tail in ("mean", "gradient"):
+                if self.tail == "gradient":
+                    z = problem.signed_gradients(self.n_probes, generator)
+                    z = z.to(torch.float64)
                 z = z - (z @ U) @ U.T
                 Hz = problem.hvp(z.to(problem.dtype)).to(torch.float64)
-                c = float((Hz * z).sum(1).mean()) / (p - k)
+                if self.tail == "mean":
+                    c = float((Hz * z).sum(1).mean()) / (p - k)
+                else:
+                    c = float((Hz * z).sum() / (z * z).sum().clamp_min(1e-300))
             else:
                 c = float(self.tail)
             if c + self.damping_ <= 0:
@@ -188,6 +208,9 @@ class _RowSample:
 
     def hvp(self, V):
         return self._problem.hvp(V, idx=self._idx)
+
+    def signed_gradients(self, n_probes, generator=None):
+        return self._problem.signed_gradients(n_probes, generator, idx=self._idx)
 
 
 def _lanczos(problem, m, generator):
