@@ -229,10 +229,14 @@ def _lanczos(problem, m, generator):
         w = problem.hvp(q.to(problem.dtype)).to(torch.float64)
         alpha = float(w @ q)
         w = w - alpha * q - beta_prev * q_prev
-        # Full re-orthogonalisation, twice, keeps the basis orthonormal.
-        for _ in range(2):
-            w = w - Q[: i + 1].T @ (Q[: i + 1] @ w)
+        # Full re-orthogonalisation keeps the basis orthonormal; a second
+        # pass runs when the first removed much of w (the DGKS criterion).
+        before = float(w.norm())
+        w = w - Q[: i + 1].T @ (Q[: i + 1] @ w)
         beta = float(w.norm())
+        if beta < 0.7071 * before:
+            w = w - Q[: i + 1].T @ (Q[: i + 1] @ w)
+            beta = float(w.norm())
         alphas.append(alpha)
         scale = max(scale, abs(alpha), beta)
         if i == m - 1 or beta <= 1e-10 * max(scale, 1e-30):
