@@ -39,7 +39,11 @@ from ._scorer import InfluenceScorer
 
 __all__ = ["NoisyLabelFilter"]
 
-SIGNALS = {"proba", "neighbors", "input_neighbors", "self_influence"}
+SIGNALS = {"proba", "influence", "neighbors", "input_neighbors", "self_influence"}
+# Probability-like signals, averaged into the cross-fitted class probabilities.
+VOTES = {"proba", "influence", "neighbors", "input_neighbors"}
+# Entries of one block of candidate-label influences (rows x classes x train).
+BLOCK_ENTRIES = 2**23
 
 
 def detector_estimator(n_features, n_outputs):
@@ -301,6 +305,7 @@ class NoisyLabelFilter(
         "n_repeats": [Interval(numbers.Integral, 1, None, closed="left")],
         "signals": [list, tuple],
         "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
+        "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
         "final_estimator": [None, object],
         **ENGINE_PARAMETER_CONSTRAINTS,
     }
@@ -313,10 +318,11 @@ class NoisyLabelFilter(
         contamination="auto",
         cv=5,
         n_repeats=3,
-        signals=("proba", "neighbors", "input_neighbors"),
+        signals=("proba", "influence", "input_neighbors"),
         n_neighbors=10,
+        temperature=0.1,
         final_estimator=None,
-        parameters="all",
+        parameters="last",
         device="auto",
         dtype="float32",
         batch_size=None,
@@ -330,6 +336,7 @@ class NoisyLabelFilter(
         self.n_repeats = n_repeats
         self.signals = signals
         self.n_neighbors = n_neighbors
+        self.temperature = temperature
         self.final_estimator = final_estimator
         self.parameters = parameters
         self.device = device
@@ -395,7 +402,7 @@ class NoisyLabelFilter(
             scores = 1.0 - P[rows, y_idx]
         else:
             parts = [extra]
-            if {"proba", "neighbors", "input_neighbors"} & set(signals):
+            if VOTES & set(signals):
                 parts.append(1.0 - P[rows, y_idx])
             scores = np.mean([_percentile(p) for p in parts], axis=0)
         self.noise_scores_ = scores
@@ -462,9 +469,7 @@ class NoisyLabelFilter(
         extra = np.zeros(n) if "self_influence" in signals else None
         # The probabilities also make the "auto" cut, so they are computed
         # whenever no other probability signal is asked for.
-        use_proba = "proba" in signals or not (
-            {"neighbors", "input_neighbors"} & set(signals)
-        )
+        use_proba = "proba" in signals or not (VOTES & set(signals))
         for _ in range(self.n_repeats):
             splits = self._splits(X, y_idx, rng)
             in_sample = splits is None
@@ -482,6 +487,15 @@ class NoisyLabelFilter(
                 cols = np.asarray(scorer.classes_, dtype=int)
                 if use_proba:
                     P[np.ix_(test, cols)] += _proba(scorer, X[test])
+                    counts[test] += 1
+                if "influence" in signals:
+                    P[np.ix_(test, cols)] += influence_vote(
+                        scorer,
+                        X[test],
+                        self.n_neighbors,
+                        self.temperature,
+                        exclude=test if in_sample else None,
+                    )
                     counts[test] += 1
                 if "neighbors" in signals:
                     P[np.ix_(test, cols)] += self._neighbor_vote(
@@ -524,6 +538,39 @@ class NoisyLabelFilter(
         out = np.zeros((len(X_test), len(cols)))
         out[:, np.searchsorted(cols, knn.classes_)] = proba
         return out
+
+
+def influence_vote(scorer, X, n_neighbors, temperature, exclude=None):
+    """Class probabilities of rows ``X`` from the influence of ``scorer``'s
+    training rows on each candidate label (see :class:`NoisyLabelFilter`).
+
+    ``exclude`` gives, for in-sample use, the training-row index of each row
+    of ``X``, whose influence on itself is left out.
+    """
+    classes = scorer.classes_
+    n_train = len(scorer._y_train)
+    n_classes = len(classes)
+    norms_train = np.sqrt(np.maximum(scorer.self_influence_, 0.0))
+    k = min(n_neighbors, n_train - (exclude is not None))
+    step = max(1, BLOCK_ENTRIES // (n_classes * n_train))
+    out = np.empty((len(X), n_classes))
+    for start in range(0, len(X), step):
+        rows = slice(start, min(len(X), start + step))
+        Xq = np.repeat(X[rows], n_classes, axis=0)
+        cq = np.tile(classes, len(Xq) // n_classes)
+        infl = scorer.influence(Xq, cq).astype(np.float64)
+        norms = np.sqrt(np.maximum(scorer.self_influence(Xq, cq), 0.0))
+        # Cosine in the method's metric: influence / (||g_q|| ||g_j||).
+        denom = np.maximum(norms[:, None] * norms_train[None, :], 1e-30)
+        rho = (infl / denom).reshape(-1, n_classes, n_train)
+        if exclude is not None:
+            rho[np.arange(len(rho)), :, exclude[rows]] = -np.inf
+        top = -np.partition(-rho, k - 1, axis=2)[:, :, :k]
+        support = top.mean(axis=2) / temperature
+        support -= support.max(axis=1, keepdims=True)
+        weights = np.exp(support)
+        out[rows] = weights / weights.sum(axis=1, keepdims=True)
+    return out
 
 
 def _proba(scorer, X):
