@@ -189,16 +189,34 @@ class NoisyLabelFilter(
     folds, and every row is judged by a copy of ``estimator`` fitted (through
     :class:`InfluenceScorer`) on the *other* folds, so a flipped label cannot
     have been memorised by the model that judges it. For each held-out row
-    the fold model gives up to three signals (``signals``):
+    the fold model gives these signals (``signals``):
 
     - ``"proba"``: the model's probability of the row's given label. For the
       output layer's bias this is the cross-fitted self-influence itself:
       the bias gradient of a held-out row is ``p - e_y``, whose size grows as
       the probability of the given label falls.
+    - ``"influence"``: an influence vote -- which label do the training rows
+      that would most help it support? For every candidate label ``c`` of a
+      held-out row ``i`` the fold scorer gives the influence
+      ``I_c(i, j) = g_c(i)^T P g_j`` of each of its training rows ``j`` on
+      the loss of ``(x_i, c)`` (``method`` over ``parameters``), and the
+      self-influences ``g_c(i)^T P g_c(i)`` and ``g_j^T P g_j``. The
+      normalised influence
+
+      ``rho_c(i, j) = I_c(i, j) / sqrt(g_c(i)^T P g_c(i) * g_j^T P g_j)``
+
+      is the cosine between the two gradients in the metric ``P``; without
+      the normalisation the vote would follow the query's loss (large for
+      every wrong label) and the training rows the model fits worst, which
+      include the other flipped rows. The support of label ``c`` is the mean
+      of the ``n_neighbors`` largest ``rho_c(i, j)``, and the vote is
+      ``softmax_c(support_c / temperature)``. With the default TracIn on the
+      last layer, ``rho`` factorises into the cosine of the penultimate
+      activations ``[a_i, 1]`` times the cosine of the output residuals
+      ``p_i - e_c`` and ``p_j - e_{y_j}``: the most helpful rows are similar
+      inputs whose own label pulls the prediction the way label ``c`` does.
     - ``"neighbors"``: the distance-weighted vote of the row's nearest
-      training rows in the model's penultimate feature space -- the space in
-      which the factorised last-layer influence ``(a_q . a_j)(delta_q .
-      delta_j)`` measures similarity.
+      training rows in the model's penultimate feature space.
     - ``"input_neighbors"``: the same vote in the input space, which keeps
       the judgement anchored when the model's features are poor.
     - ``"self_influence"``: the held-out row's self-influence ``g^T P g``
@@ -208,7 +226,8 @@ class NoisyLabelFilter(
     signals into ``P``; the noise score is ``1 - P[row, given label]``. When
     ``"self_influence"`` is used, the score is the mean of the signals'
     percentile ranks. With ``cv=None`` every row is judged in-sample by one
-    model fitted on all rows (the classic self-influence detector).
+    model fitted on all rows (the classic self-influence detector; the
+    influence vote then leaves each row's influence on itself out).
 
     Parameters
     ----------
@@ -218,8 +237,8 @@ class NoisyLabelFilter(
         trained for 20 epochs with weight decay 1e-2 (short, strongly
         regularised training is what keeps flipped labels unlearnt).
     method : str or method object, default="tracin"
-        Influence method of the fold scorers (used by the
-        ``"self_influence"`` signal and exposed on each scorer).
+        Influence method of the fold scorers: the ``P`` of the
+        ``"influence"`` vote and of the ``"self_influence"`` signal.
     contamination : "auto" or float in (0, 0.5], default="auto"
         How many rows are flagged. A float flags that fraction of rows with
         the highest noise scores. ``"auto"`` flags the rows whose given label
@@ -234,16 +253,25 @@ class NoisyLabelFilter(
         signals are averaged. Three repeats cost three times one, and on
         breast_cancer with 10% flips raised average precision from 0.941 to
         0.962 (mean of 3 seeds); use 1 for speed.
-    signals : list of {"proba", "neighbors", "input_neighbors", \
-            "self_influence"}, default=("proba", "neighbors", "input_neighbors")
-        Signals combined into the noise score (see above).
+    signals : list of {"proba", "influence", "neighbors", "input_neighbors", \
+            "self_influence"}, default=("proba", "influence", "input_neighbors")
+        Signals combined into the noise score (see above). On digits with
+        10% flipped labels (3 seeds) the influence vote in place of the
+        penultimate-space ``"neighbors"`` vote raised average precision from
+        0.994 to 0.995; alone it reached 0.996 with ``temperature=0.05``.
     n_neighbors : int, default=10
-        Neighbours of the ``"neighbors"`` vote.
+        Training rows of the ``"influence"`` support and neighbours of the
+        ``"neighbors"`` and ``"input_neighbors"`` votes.
+    temperature : float > 0, default=0.1
+        Softmax temperature of the ``"influence"`` vote (supports are
+        cosines, in [-1, 1]); smaller is a harder vote.
     final_estimator : estimator or None, default=None
         Fitted on the kept rows by :meth:`fit`; any estimator (it need not be
         differentiable). ``predict``, ``predict_proba``, ``score`` delegate.
-    parameters : "all", "last" or list of str, default="all"
-        Parameters of the ``"self_influence"`` gradients.
+    parameters : "all", "last" or list of str, default="last"
+        Parameters of the ``"influence"`` and ``"self_influence"``
+        gradients. The last layer's factorised gradients are cheap, and on
+        digits its influence vote was as good as that of all parameters.
     device : str, default="auto"
     dtype : {"float32", "float64"}, default="float32"
     batch_size : int or None, default=None
@@ -280,6 +308,9 @@ class NoisyLabelFilter(
        Influence by Tracing Gradient Descent." NeurIPS 2020.
     .. [2] Northcutt, Jiang, Chuang. "Confident Learning: Estimating
        Uncertainty in Dataset Labels." JAIR 2021.
+    .. [3] Barshan, Brunet, Dziugaite. "RelatIF: Identifying Explanatory
+       Training Examples via Relative Influence." AISTATS 2020 (influence
+       normalised by the training row's self-influence).
 
     Examples
     --------
