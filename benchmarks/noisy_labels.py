@@ -18,7 +18,8 @@ Detectors:
   checkpoints saved after epochs 5, 10, 15, 20.
 - ``loss``: the per-row training loss of that MLP.
 
-Run: ``python benchmarks/noisy_labels.py [--datasets digits,wine] [--rates 0.1]``
+Run: ``python benchmarks/noisy_labels.py [--datasets digits,wine] [--rates 0.1]
+[--seeds 0,1,2]`` (on a shared machine with ``OMP_WAIT_POLICY=PASSIVE``).
 """
 
 import argparse
@@ -45,8 +46,9 @@ def lr():
 
 
 def run_skinfluence(X, y, seed):
-    filt = NoisyLabelFilter(random_state=seed)
-    filt.fit_resample(X, y)
+    filt = NoisyLabelFilter(final_estimator=lr(), random_state=seed).fit(X, y)
+    # The whole product: the default cut ("auto") and the refitted final model.
+    run_skinfluence.final = filt
     return filt.noise_scores_
 
 
@@ -155,6 +157,17 @@ def evaluate(name, rate, seed):
                 acc=downstream(X, y, X_test, y_test, top),
             )
         )
+    filt = run_skinfluence.final
+    rows.append(
+        dict(
+            detector="NoisyLabelFilter(LR)",
+            auc=np.nan,
+            ap=np.nan,
+            p_at_k=np.nan,
+            time=np.nan,
+            acc=filt.score(X_test, y_test),
+        )
+    )
     from cleanlab.classification import CleanLearning
 
     start = time.perf_counter()
@@ -209,7 +222,8 @@ def main(argv=None):
     )
     print(
         f"mean over seeds {seeds}; LR acc = test accuracy of LogisticRegression "
-        "refit without the detector's top-k rows"
+        "refit without the detector's top-k rows; NoisyLabelFilter(LR) and "
+        "CleanLearning(LR): the products with their own cut"
     )
     print(header)
     print("-" * len(header))
@@ -244,18 +258,20 @@ def main(argv=None):
                     best,
                     ours["acc"],
                     means["CleanLearning(LR)"]["acc"],
+                    means["NoisyLabelFilter(LR)"]["acc"],
                 )
             )
             print()
     print(
         f"{'dataset':<14}{'noise':>6}{'our AP':>8}{'best other':>11}{'margin':>8}"
-        f"{'AP target':>10}{'our acc':>9}{'CL acc':>8}{'acc target':>11}"
+        f"{'AP target':>10}{'top-k acc':>10}{'filter acc':>11}{'CL acc':>8}"
+        f"{'acc target':>11}"
     )
-    for name, rate, ap, best, acc, cl in verdicts:
+    for name, rate, ap, best, acc, cl, product in verdicts:
         print(
             f"{name:<14}{rate:>6.0%}{ap:>8.3f}{best:>11.3f}{ap - best:>+8.3f}"
-            f"{'met' if ap >= best + 0.01 else 'MISSED':>10}{acc:>9.3f}{cl:>8.3f}"
-            f"{'met' if acc >= cl else 'MISSED':>11}"
+            f"{'met' if ap >= best + 0.01 else 'MISSED':>10}{acc:>10.3f}"
+            f"{product:>11.3f}{cl:>8.3f}{'met' if product >= cl else 'MISSED':>11}"
         )
 
 

@@ -39,7 +39,11 @@ from ._scorer import InfluenceScorer
 
 __all__ = ["NoisyLabelFilter"]
 
-SIGNALS = {"proba", "neighbors", "input_neighbors", "self_influence"}
+SIGNALS = {"proba", "influence", "neighbors", "input_neighbors", "self_influence"}
+# Probability-like signals, averaged into the cross-fitted class probabilities.
+VOTES = {"proba", "influence", "neighbors", "input_neighbors"}
+# Entries of one block of candidate-label influences (rows x classes x train).
+BLOCK_ENTRIES = 2**23
 
 
 def detector_estimator(n_features, n_outputs):
@@ -185,16 +189,34 @@ class NoisyLabelFilter(
     folds, and every row is judged by a copy of ``estimator`` fitted (through
     :class:`InfluenceScorer`) on the *other* folds, so a flipped label cannot
     have been memorised by the model that judges it. For each held-out row
-    the fold model gives up to three signals (``signals``):
+    the fold model gives these signals (``signals``):
 
     - ``"proba"``: the model's probability of the row's given label. For the
       output layer's bias this is the cross-fitted self-influence itself:
       the bias gradient of a held-out row is ``p - e_y``, whose size grows as
       the probability of the given label falls.
+    - ``"influence"``: an influence vote -- which label do the training rows
+      that would most help it support? For every candidate label ``c`` of a
+      held-out row ``i`` the fold scorer gives the influence
+      ``I_c(i, j) = g_c(i)^T P g_j`` of each of its training rows ``j`` on
+      the loss of ``(x_i, c)`` (``method`` over ``parameters``), and the
+      self-influences ``g_c(i)^T P g_c(i)`` and ``g_j^T P g_j``. The
+      normalised influence
+
+      ``rho_c(i, j) = I_c(i, j) / sqrt(g_c(i)^T P g_c(i) * g_j^T P g_j)``
+
+      is the cosine between the two gradients in the metric ``P``; without
+      the normalisation the vote would follow the query's loss (large for
+      every wrong label) and the training rows the model fits worst, which
+      include the other flipped rows. The support of label ``c`` is the mean
+      of the ``n_neighbors`` largest ``rho_c(i, j)``, and the vote is
+      ``softmax_c(support_c / temperature)``. With the default TracIn on the
+      last layer, ``rho`` factorises into the cosine of the penultimate
+      activations ``[a_i, 1]`` times the cosine of the output residuals
+      ``p_i - e_c`` and ``p_j - e_{y_j}``: the most helpful rows are similar
+      inputs whose own label pulls the prediction the way label ``c`` does.
     - ``"neighbors"``: the distance-weighted vote of the row's nearest
-      training rows in the model's penultimate feature space -- the space in
-      which the factorised last-layer influence ``(a_q . a_j)(delta_q .
-      delta_j)`` measures similarity.
+      training rows in the model's penultimate feature space.
     - ``"input_neighbors"``: the same vote in the input space, which keeps
       the judgement anchored when the model's features are poor.
     - ``"self_influence"``: the held-out row's self-influence ``g^T P g``
@@ -204,7 +226,8 @@ class NoisyLabelFilter(
     signals into ``P``; the noise score is ``1 - P[row, given label]``. When
     ``"self_influence"`` is used, the score is the mean of the signals'
     percentile ranks. With ``cv=None`` every row is judged in-sample by one
-    model fitted on all rows (the classic self-influence detector).
+    model fitted on all rows (the classic self-influence detector; the
+    influence vote then leaves each row's influence on itself out).
 
     Parameters
     ----------
@@ -214,8 +237,8 @@ class NoisyLabelFilter(
         trained for 20 epochs with weight decay 1e-2 (short, strongly
         regularised training is what keeps flipped labels unlearnt).
     method : str or method object, default="tracin"
-        Influence method of the fold scorers (used by the
-        ``"self_influence"`` signal and exposed on each scorer).
+        Influence method of the fold scorers: the ``P`` of the
+        ``"influence"`` vote and of the ``"self_influence"`` signal.
     contamination : "auto" or float in (0, 0.5], default="auto"
         How many rows are flagged. A float flags that fraction of rows with
         the highest noise scores. ``"auto"`` flags the rows whose given label
@@ -230,16 +253,25 @@ class NoisyLabelFilter(
         signals are averaged. Three repeats cost three times one, and on
         breast_cancer with 10% flips raised average precision from 0.941 to
         0.962 (mean of 3 seeds); use 1 for speed.
-    signals : list of {"proba", "neighbors", "input_neighbors", \
-            "self_influence"}, default=("proba", "neighbors", "input_neighbors")
-        Signals combined into the noise score (see above).
+    signals : list of {"proba", "influence", "neighbors", "input_neighbors", \
+            "self_influence"}, default=("proba", "influence", "input_neighbors")
+        Signals combined into the noise score (see above). On digits with
+        10% flipped labels (3 seeds) the influence vote in place of the
+        penultimate-space ``"neighbors"`` vote raised average precision from
+        0.994 to 0.995; alone it reached 0.996 with ``temperature=0.05``.
     n_neighbors : int, default=10
-        Neighbours of the ``"neighbors"`` vote.
+        Training rows of the ``"influence"`` support and neighbours of the
+        ``"neighbors"`` and ``"input_neighbors"`` votes.
+    temperature : float > 0, default=0.1
+        Softmax temperature of the ``"influence"`` vote (supports are
+        cosines, in [-1, 1]); smaller is a harder vote.
     final_estimator : estimator or None, default=None
         Fitted on the kept rows by :meth:`fit`; any estimator (it need not be
         differentiable). ``predict``, ``predict_proba``, ``score`` delegate.
-    parameters : "all", "last" or list of str, default="all"
-        Parameters of the ``"self_influence"`` gradients.
+    parameters : "all", "last" or list of str, default="last"
+        Parameters of the ``"influence"`` and ``"self_influence"``
+        gradients. The last layer's factorised gradients are cheap, and on
+        digits its influence vote was as good as that of all parameters.
     device : str, default="auto"
     dtype : {"float32", "float64"}, default="float32"
     batch_size : int or None, default=None
@@ -276,6 +308,9 @@ class NoisyLabelFilter(
        Influence by Tracing Gradient Descent." NeurIPS 2020.
     .. [2] Northcutt, Jiang, Chuang. "Confident Learning: Estimating
        Uncertainty in Dataset Labels." JAIR 2021.
+    .. [3] Barshan, Brunet, Dziugaite. "RelatIF: Identifying Explanatory
+       Training Examples via Relative Influence." AISTATS 2020 (influence
+       normalised by the training row's self-influence).
 
     Examples
     --------
@@ -301,6 +336,7 @@ class NoisyLabelFilter(
         "n_repeats": [Interval(numbers.Integral, 1, None, closed="left")],
         "signals": [list, tuple],
         "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
+        "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
         "final_estimator": [None, object],
         **ENGINE_PARAMETER_CONSTRAINTS,
     }
@@ -313,10 +349,11 @@ class NoisyLabelFilter(
         contamination="auto",
         cv=5,
         n_repeats=3,
-        signals=("proba", "neighbors", "input_neighbors"),
+        signals=("proba", "influence", "input_neighbors"),
         n_neighbors=10,
+        temperature=0.1,
         final_estimator=None,
-        parameters="all",
+        parameters="last",
         device="auto",
         dtype="float32",
         batch_size=None,
@@ -330,6 +367,7 @@ class NoisyLabelFilter(
         self.n_repeats = n_repeats
         self.signals = signals
         self.n_neighbors = n_neighbors
+        self.temperature = temperature
         self.final_estimator = final_estimator
         self.parameters = parameters
         self.device = device
@@ -395,7 +433,7 @@ class NoisyLabelFilter(
             scores = 1.0 - P[rows, y_idx]
         else:
             parts = [extra]
-            if {"proba", "neighbors", "input_neighbors"} & set(signals):
+            if VOTES & set(signals):
                 parts.append(1.0 - P[rows, y_idx])
             scores = np.mean([_percentile(p) for p in parts], axis=0)
         self.noise_scores_ = scores
@@ -462,9 +500,7 @@ class NoisyLabelFilter(
         extra = np.zeros(n) if "self_influence" in signals else None
         # The probabilities also make the "auto" cut, so they are computed
         # whenever no other probability signal is asked for.
-        use_proba = "proba" in signals or not (
-            {"neighbors", "input_neighbors"} & set(signals)
-        )
+        use_proba = "proba" in signals or not (VOTES & set(signals))
         for _ in range(self.n_repeats):
             splits = self._splits(X, y_idx, rng)
             in_sample = splits is None
@@ -482,6 +518,15 @@ class NoisyLabelFilter(
                 cols = np.asarray(scorer.classes_, dtype=int)
                 if use_proba:
                     P[np.ix_(test, cols)] += _proba(scorer, X[test])
+                    counts[test] += 1
+                if "influence" in signals:
+                    P[np.ix_(test, cols)] += influence_vote(
+                        scorer,
+                        X[test],
+                        self.n_neighbors,
+                        self.temperature,
+                        exclude=test if in_sample else None,
+                    )
                     counts[test] += 1
                 if "neighbors" in signals:
                     P[np.ix_(test, cols)] += self._neighbor_vote(
@@ -524,6 +569,39 @@ class NoisyLabelFilter(
         out = np.zeros((len(X_test), len(cols)))
         out[:, np.searchsorted(cols, knn.classes_)] = proba
         return out
+
+
+def influence_vote(scorer, X, n_neighbors, temperature, exclude=None):
+    """Class probabilities of rows ``X`` from the influence of ``scorer``'s
+    training rows on each candidate label (see :class:`NoisyLabelFilter`).
+
+    ``exclude`` gives, for in-sample use, the training-row index of each row
+    of ``X``, whose influence on itself is left out.
+    """
+    classes = scorer.classes_
+    n_train = len(scorer._y_train)
+    n_classes = len(classes)
+    norms_train = np.sqrt(np.maximum(scorer.self_influence_, 0.0))
+    k = min(n_neighbors, n_train - (exclude is not None))
+    step = max(1, BLOCK_ENTRIES // (n_classes * n_train))
+    out = np.empty((len(X), n_classes))
+    for start in range(0, len(X), step):
+        rows = slice(start, min(len(X), start + step))
+        Xq = np.repeat(X[rows], n_classes, axis=0)
+        cq = np.tile(classes, len(Xq) // n_classes)
+        infl = scorer.influence(Xq, cq).astype(np.float64)
+        norms = np.sqrt(np.maximum(scorer.self_influence(Xq, cq), 0.0))
+        # Cosine in the method's metric: influence / (||g_q|| ||g_j||).
+        denom = np.maximum(norms[:, None] * norms_train[None, :], 1e-30)
+        rho = (infl / denom).reshape(-1, n_classes, n_train)
+        if exclude is not None:
+            rho[np.arange(len(rho)), :, exclude[rows]] = -np.inf
+        top = -np.partition(-rho, k - 1, axis=2)[:, :, :k]
+        support = top.mean(axis=2) / temperature
+        support -= support.max(axis=1, keepdims=True)
+        weights = np.exp(support)
+        out[rows] = weights / weights.sum(axis=1, keepdims=True)
+    return out
 
 
 def _proba(scorer, X):

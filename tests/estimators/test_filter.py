@@ -57,6 +57,67 @@ def test_cross_fitted_proba_matches_cross_val_predict(wine):
     np.testing.assert_array_equal(filt.label_issues_, auto)
 
 
+def _reference_influence_vote(X_tr, y_tr, X_q, k, temperature, exclude=None):
+    """The influence vote from closed-form float64 gradients of multinomial
+    logistic regression: the loss gradient of row (x, c) w.r.t. [W | b] is
+    (p(x) - e_c) outer [x, 1]."""
+    model = lr().fit(X_tr, y_tr)
+    n_classes = len(model.classes_)
+    A_tr = np.c_[X_tr, np.ones(len(X_tr))]
+    G_tr = np.stack(
+        [
+            np.outer(p - np.eye(n_classes)[c], a).ravel()
+            for p, c, a in zip(model.predict_proba(X_tr), y_tr, A_tr)
+        ]
+    )
+    votes = []
+    for i, (p, a) in enumerate(
+        zip(model.predict_proba(X_q), np.c_[X_q, np.ones(len(X_q))])
+    ):
+        support = []
+        for c in range(n_classes):
+            g = np.outer(p - np.eye(n_classes)[c], a).ravel()
+            cos = [
+                g @ G_tr[j] / np.sqrt((g @ g) * (G_tr[j] @ G_tr[j]))
+                for j in range(len(G_tr))
+                if exclude is None or j != exclude[i]
+            ]
+            support.append(np.mean(sorted(cos)[-k:]))
+        w = np.exp(np.array(support) / temperature)
+        votes.append(w / w.sum())
+    return np.array(votes)
+
+
+@pytest.mark.parametrize("in_sample", [False, True])
+def test_influence_vote_matches_closed_form_reference(wine, in_sample):
+    X, y = wine.data[::3], wine.target[::3]
+    cv = None if in_sample else KFold(3, shuffle=True, random_state=0)
+    filt = NoisyLabelFilter(
+        lr(),
+        cv=cv,
+        n_repeats=1,
+        signals=["influence"],
+        n_neighbors=4,
+        temperature=0.2,
+        dtype="float64",
+    )
+    filt.fit_resample(X, y)
+    if in_sample:
+        ref = _reference_influence_vote(X, y, X, 4, 0.2, exclude=np.arange(len(y)))
+    else:
+        ref = np.zeros_like(filt.predicted_proba_)
+        for train, test in cv.split(X, y):
+            ref[test] = _reference_influence_vote(X[train], y[train], X[test], 4, 0.2)
+    np.testing.assert_allclose(filt.predicted_proba_, ref, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(filt.noise_scores_, 1 - ref[np.arange(len(y)), y])
+
+
+def test_influence_vote_finds_flipped_rows(wine):
+    filt = NoisyLabelFilter(lr(), signals=["influence"], n_repeats=1, random_state=0)
+    filt.fit_resample(wine.data, wine.target)
+    assert average_precision_score(wine.is_noisy, filt.noise_scores_) > 0.9
+
+
 def test_float_contamination_flags_that_many_top_scores(wine):
     filt = NoisyLabelFilter(lr(), contamination=0.1, cv=3, random_state=0)
     filt.fit_resample(wine.data, wine.target)
@@ -118,6 +179,7 @@ def test_metadata_routing(wine):
         (dict(contamination=0.7), "contamination"),
         (dict(contamination=0.0), "contamination"),
         (dict(signals=["margin"]), "signals"),
+        (dict(temperature=0.0), "temperature"),
         (dict(final_estimator="tree"), "final_estimator"),
     ],
 )
