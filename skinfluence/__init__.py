@@ -35,6 +35,7 @@ from .objectives import (
     CallableObjective,
     DemographicParity,
     EqualOpportunity,
+    LossObjective,
     RobustnessObjective,
 )
 
@@ -54,6 +55,7 @@ __all__ = [
     "InfluenceFunction",
     "InfluenceScorer",
     "LissaSolver",
+    "LossObjective",
     "METHODS",
     "NewtonLOO",
     "OBJECTIVES",

@@ -54,6 +54,9 @@ class InfluentialSubsetSelector(
         ``skinfluence.objectives.OBJECTIVES`` (e.g. ``"demographic_parity"``,
         ``"equal_opportunity"``, ``"robustness"``), an objective object or a
         callable. Fairness objectives need ``sensitive_features``.
+        ``LossObjective(trim=...)`` measures the trimmed validation loss,
+        which ignores the validation rows of highest loss (see Notes); its
+        ``objective__trim`` is grid-searchable.
     strategy : {"drop_harmful", "keep_helpful", "reweight"}, \
             default="drop_harmful"
         ``"drop_harmful"``: drop the most harmful rows, at most ``n_samples
@@ -100,11 +103,40 @@ class InfluentialSubsetSelector(
     --------
     NoisyLabelFilter : drop rows whose labels look wrong.
     InfluenceScorer : the influence computations.
+    LossObjective : the validation loss, optionally trimmed.
+
+    Notes
+    -----
+    **Noisy validation labels.** Without ``X_val`` the validation rows are
+    training rows, so when labels are noisy they are noisy too. A validation
+    row with a wrong label has a large loss and its gradient dominates the
+    summed validation gradient ``g_val = sum_q g_q``; the training rows that
+    "help" it are other mislabeled rows, and dropping the rows that hurt
+    ``g_val`` then keeps them. Two settings address this:
+
+    - ``objective=LossObjective(trim=rho)`` measures the trimmed loss
+      ``sum_{q in S} l_q``, ``S`` the validation rows outside the fraction
+      ``rho`` of highest loss under the validation model [2]_, [3]_; set
+      ``rho`` near the expected fraction of wrong labels;
+    - ``cv=5`` (cross-fitting): every training row is scored by models
+      that did not see it as validation, and every row serves as
+      validation once, so the scores average over five validation sets
+      instead of resting on one held-out fifth.
+
+    On ``load_noisy("digits", rate=0.2)`` with ``LogisticRegression``,
+    keeping 90% by ``cv=5, objective=LossObjective(trim=0.2)`` drops almost
+    only flipped rows and raises test accuracy over keeping every row on 9
+    of 10 seeds (``benchmarks/subset_selection.py``), whereas the untrimmed
+    held-out default lowers it on average.
 
     References
     ----------
     .. [1] Yang, Yue, Chen, Liu. "Revisit, Extend, and Enhance Hessian-Free
        Influence Functions." arXiv:2405.17490.
+    .. [2] Rousseeuw. "Least Median of Squares Regression." Journal of the
+       American Statistical Association 79 (1984).
+    .. [3] Shen, Sanghavi. "Learning with Bad Training Data via Iterative
+       Trimmed Loss Minimization." ICML 2019.
 
     Examples
     --------
