@@ -157,3 +157,28 @@ def test_negative_damping_is_rejected(logistic):
     method = InfluenceFunction(solver=LissaSolver(depth=5), damping=-1.0)
     with pytest.raises(ValueError, match="damping"):
         InfluenceScorer(LogisticRegression(), method=method).fit(X, y)
+
+
+@pytest.mark.parametrize("batch_size, expected", [(1, 1), (32, 2)])
+def test_small_batch_recursion_runs_on_one_thread(logistic, batch_size, expected):
+    _, _, _, problem = logistic
+    solver = _fit(LissaSolver(depth=5, batch_size=batch_size, scale=50.0), problem, 0.1)
+    seen = []
+
+    class Recording:
+        p, dtype, device = problem.p, problem.dtype, problem.device
+
+        def hvp(self, V, idx=None):
+            seen.append(torch.get_num_threads())
+            return problem.hvp(V, idx=idx)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        V = torch.randn(3, problem.p, dtype=problem.dtype)
+        out = solver.solve(V, problem=Recording())
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert set(seen) == {expected}
+    np.testing.assert_allclose(out, solver.solve(V), rtol=1e-12)

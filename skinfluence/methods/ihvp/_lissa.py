@@ -10,7 +10,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from torch.func import grad, jvp, vmap
 
 from ...exceptions import SolverConvergenceWarning
-from ...utils._torch import chunk_size, make_generator
+from ...utils._torch import chunk_size, intra_op_threads, make_generator
 
 __all__ = [
     "LISSA_PRESETS",
@@ -39,6 +39,9 @@ POWER_ITERATIONS = 20
 # A chain whose iterate norm exceeds this multiple of its contractive bound
 # ``(t + 1) ||v||`` is declared divergent.
 DIVERGENCE_FACTOR = 10.0
+# Recursions on mini-batches of at most this many rows run on one CPU thread
+# (see utils._torch.intra_op_threads).
+SMALL_BATCH = 8
 
 
 def estimate_top_eigenvalue(problem, generator=None, n_iter=POWER_ITERATIONS):
@@ -346,8 +349,10 @@ class LissaSolver(BaseEstimator):
             rows = None if len(self.batches_) == 1 else self.chain_rows_[c]
             return self._recursion(problem, V, lambda r, t: rows, 0)
         total = torch.zeros_like(V)
-        for r in range(batches.shape[0]):
-            total += self._recursion(problem, V, lambda r, t: batches[r, t], r)
+        threads = 1 if batches.shape[-1] <= SMALL_BATCH else torch.get_num_threads()
+        with intra_op_threads(threads, problem.device):
+            for r in range(batches.shape[0]):
+                total += self._recursion(problem, V, lambda r, t: batches[r, t], r)
         return total / batches.shape[0]
 
     def _recursion(self, problem, V, batch_of, r):
