@@ -26,7 +26,7 @@ Problems:
 Estimators: the exact influence function (Cholesky; ``damping="auto"`` on
 the linear models, 0.01 for every solver on the MLP, whose Hessian keeps
 slightly negative eigenvalues),
-``cg``, ``arnoldi`` (rank = all parameters on the linear models, 200 on the
+``cg``, ``arnoldi`` (rank = all parameters on the linear models, 400 on the
 MLP), ``ekfac``, ``lissa`` when installed, ``NewtonLOO`` (linear models;
 1 and 2 Newton steps) and TracIn (not on the leave-one-out scale; its
 correlations are still comparable). Time is ``fit`` + ``influence`` of the
@@ -61,6 +61,7 @@ from skinfluence.methods.ihvp import SOLVERS
 
 N_QUERY = 10
 MLP_DAMPING = 0.01
+MLP_RANK = 400
 
 
 def _split(X, y, seed=0):
@@ -223,7 +224,7 @@ def methods_for(p, glm):
     out = [("exact IF", InfluenceFunction(solver="exact", damping=d))]
     cg = CGSolver(tol=1e-8, max_iter=500)
     out.append(("cg", InfluenceFunction(solver=cg, damping=d)))
-    rank = p if glm else 200
+    rank = p if glm else MLP_RANK
     out.append(
         (
             f"arnoldi (rank {rank})",
