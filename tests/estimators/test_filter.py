@@ -112,6 +112,47 @@ def test_influence_vote_matches_closed_form_reference(wine, in_sample):
     np.testing.assert_allclose(filt.noise_scores_, 1 - ref[np.arange(len(y)), y])
 
 
+def test_influence_vote_of_a_network_uses_its_last_layer(wine):
+    """In-sample vote of a frozen one-hidden-layer MLP against closed-form
+    last-layer gradients (p - e_c) outer [relu(x W1 + b1), 1]."""
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import scale
+
+    X, y = scale(wine.data[::3]), wine.target[::3]
+    mlp = MLPClassifier((6,), max_iter=2000, random_state=0).fit(X, y)
+    filt = NoisyLabelFilter(
+        FrozenEstimator(mlp),
+        cv=None,
+        signals=["influence"],
+        n_neighbors=3,
+        temperature=0.3,
+        dtype="float64",
+    )
+    filt.fit_resample(X, y)
+    A = np.maximum(X @ mlp.coefs_[0] + mlp.intercepts_[0], 0)
+    A = np.c_[A, np.ones(len(A))]
+    P = mlp.predict_proba(X)
+    eye = np.eye(3)
+    G = np.stack([np.outer(P[j] - eye[y[j]], A[j]).ravel() for j in range(len(y))])
+    ref = []
+    for i in range(len(y)):
+        support = []
+        for c in range(3):
+            g = np.outer(P[i] - eye[c], A[i]).ravel()
+            cos = [
+                g @ G[j] / np.sqrt((g @ g) * (G[j] @ G[j]))
+                for j in range(len(y))
+                if j != i
+            ]
+            support.append(np.mean(sorted(cos)[-3:]))
+        w = np.exp(np.array(support) / 0.3)
+        ref.append(w / w.sum())
+    np.testing.assert_allclose(
+        filt.predicted_proba_, np.array(ref), rtol=1e-6, atol=1e-9
+    )
+
+
 def test_influence_vote_finds_flipped_rows(wine):
     filt = NoisyLabelFilter(lr(), signals=["influence"], n_repeats=1, random_state=0)
     filt.fit_resample(wine.data, wine.target)
