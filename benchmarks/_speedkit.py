@@ -189,18 +189,28 @@ def measure(script, name, n_train, args):
         args.workdir,
         *args.passthrough,
     ]
+    try:
+        res = launch_worker(cmd)
+    except RuntimeError as err:
+        raise RuntimeError(
+            f"contender {name} at n_train={n_train} failed:\n{str(err)[-3000:]}"
+        ) from None
+    res["time"] = min(res["times"])
+    res["cpu"] = min(res["cpus"])
+    return res
+
+
+def launch_worker(cmd, timeout=None):
+    """Run a worker command with the repository importable; the dict of its
+    ``RESULT`` line. Raises ``RuntimeError`` (its stderr) when there is none
+    and ``subprocess.TimeoutExpired`` past ``timeout`` seconds."""
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
-            res = json.loads(line[len("RESULT ") :])
-            res["time"] = min(res["times"])
-            res["cpu"] = min(res["cpus"])
-            return res
-    raise RuntimeError(
-        f"contender {name} at n_train={n_train} failed:\n{proc.stderr[-3000:]}"
-    )
+            return json.loads(line[len("RESULT ") :])
+    raise RuntimeError(proc.stderr)
 
 
 def add_common_arguments(parser):

@@ -46,11 +46,10 @@ import time
 
 import numpy as np
 import torch
-from _speedkit import make_module, write_problem
+from _speedkit import launch_worker, make_module, write_problem
 from torch import nn
 
 SCRIPT = os.path.abspath(__file__)
-REPO = os.path.dirname(os.path.dirname(SCRIPT))
 OURS = [
     "skinfluence-cg",
     "skinfluence-arnoldi",
@@ -218,18 +217,12 @@ def _run(name, n_train, args):
         "--threads",
         str(args.threads),
     ]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, env=env, timeout=args.timeout
-        )
+        return launch_worker(cmd, timeout=args.timeout)
     except subprocess.TimeoutExpired:
         return dict(time=None, note=f"> {args.timeout:.0f} s (stopped)")
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT ") :])
-    return dict(time=None, note="failed: " + proc.stderr.strip().splitlines()[-1])
+    except RuntimeError as err:
+        return dict(time=None, note="failed: " + str(err).strip().splitlines()[-1])
 
 
 def _pearson(path, ref):

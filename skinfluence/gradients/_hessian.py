@@ -3,7 +3,7 @@
 import torch
 from torch.func import functional_call, grad
 
-from ..utils._torch import chunk_size
+from ..utils._torch import chunk_size, rademacher
 
 __all__ = ["HessianProblem"]
 
@@ -58,8 +58,8 @@ class HessianProblem:
             return flat.sum() * 0
         return value
 
-    def _chunks(self, n_vectors, rows=None):
-        n = self.X.shape[0]
+    def _chunks(self, n_vectors, rows=None, n_rows=None):
+        n = self.X.shape[0] if n_rows is None else n_rows
         if rows is None:
             # The working set per row is its activations (about the layer
             # widths) per vector, not the parameter count.
@@ -90,19 +90,13 @@ class HessianProblem:
         forward pass and one backward pass batched over the probes.
         """
         rows = torch.arange(self.X.shape[0], device=self.device) if idx is None else idx
-        signs = torch.randint(0, 2, (n_probes, len(rows)), generator=generator)
-        signs = (signs * 2 - 1).to(device=self.device, dtype=self.dtype)
-        names = self.layout.names
+        signs = rademacher((n_probes, len(rows)), generator, self.dtype, self.device)
         out = torch.zeros(n_probes, self.p, dtype=self.dtype, device=self.device)
-        for sl in self._chunks(n_probes):
-            if sl.start >= len(rows):
-                break
-            sl = slice(sl.start, min(sl.stop, len(rows)))
+        for sl in self._chunks(n_probes, n_rows=len(rows)):
             params, leaves = self._leaves()
-            sub = rows[sl]
             with torch.enable_grad():
-                pred = functional_call(self.view.module, params, (self.X[sub],))
-                losses = self.view.loss(pred, self.T[sub])
+                pred = functional_call(self.view.module, params, (self.X[rows[sl]],))
+                losses = self.view.loss(pred, self.T[rows[sl]])
                 res = torch.autograd.grad(
                     losses,
                     leaves,
@@ -110,14 +104,18 @@ class HessianProblem:
                     is_grads_batched=True,
                     allow_unused=True,
                 )
-            parts = {
-                name: r.detach()
-                if r is not None
-                else leaf.new_zeros(n_probes, *leaf.shape)
-                for name, leaf, r in zip(names, leaves, res)
-            }
-            out += self.layout.flatten(parts, batch_dims=1)
+            out += self._flatten_batched(leaves, res, n_probes)
         return out
+
+    def _flatten_batched(self, leaves, grads, m):
+        """Flat (m, p) from autograd results batched over ``m`` vectors; a
+        ``None`` (no dependence) is zeros, which ``materialize_grads`` would
+        give without the batch dimension."""
+        parts = {
+            name: g.detach() if g is not None else leaf.new_zeros(m, *leaf.shape)
+            for name, leaf, g in zip(self.layout.names, leaves, grads)
+        }
+        return self.layout.flatten(parts, batch_dims=1)
 
     def _leaves(self):
         """All parameters, with fresh leaves that require grad for the subset."""
@@ -164,11 +162,7 @@ class HessianProblem:
                 is_grads_batched=True,
                 allow_unused=True,
             )
-        out = {}
-        for name, leaf, r in zip(names, leaves, res):
-            # (materialize_grads would drop the batch dimension.)
-            out[name] = r.detach() if r is not None else leaf.new_zeros(m, *leaf.shape)
-        return self.layout.flatten(out, batch_dims=1)
+        return self._flatten_batched(leaves, res, m)
 
     def hvp(self, V, rows=None, idx=None):
         """``H V^T`` row-wise: (k, p) products with the mean Hessian.

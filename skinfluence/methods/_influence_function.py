@@ -7,6 +7,7 @@ from sklearn.base import clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..gradients import HessianProblem, RowGrads
+from ..utils._torch import rademacher
 from ._base import BaseInfluenceMethod
 from .ihvp import get_solver
 
@@ -30,13 +31,7 @@ def resolve_damping(problem, damping, H=None, generator=None, n_probes=8):
     if H is not None:
         tr = float(torch.diagonal(H).sum())
     else:
-        z = (
-            torch.randint(
-                0, 2, (n_probes, problem.p), generator=generator, dtype=torch.int64
-            ).to(device=problem.device, dtype=problem.dtype)
-            * 2
-            - 1
-        )
+        z = rademacher((n_probes, problem.p), generator, problem.dtype, problem.device)
         tr = float((problem.hvp(z) * z).sum(1).mean())
     return max(AUTO_DAMPING_FRACTION * abs(tr) / problem.p, 0.0)
 

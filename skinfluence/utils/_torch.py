@@ -90,6 +90,12 @@ def make_generator(random_state, device="cpu"):
     return gen
 
 
+def rademacher(shape, generator=None, dtype=torch.float32, device="cpu"):
+    """Independent random signs +-1 of ``shape``, drawn from ``generator``."""
+    z = torch.randint(0, 2, shape, generator=generator, dtype=torch.int64)
+    return z.to(device=device, dtype=dtype) * 2 - 1
+
+
 @contextlib.contextmanager
 def seeded_torch(random_state):
     """Run a block (e.g. a skorch net's ``fit``, which draws from torch's

@@ -7,6 +7,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ...exceptions import SingularHessianError
+from ...utils._torch import rademacher
 
 __all__ = ["ArnoldiSolver"]
 
@@ -139,27 +140,7 @@ class ArnoldiSolver(BaseEstimator):
             c = float("nan")
             shift = 0.0
         else:
-            if self.tail == "mean":
-                z = (
-                    torch.randint(
-                        0, 2, (self.n_probes, p), generator=generator, dtype=torch.int64
-                    ).to(torch.float64)
-                    * 2
-                    - 1
-                )
-                z = z.to(U.device)
-            if self.tail in ("mean", "gradient"):
-                if self.tail == "gradient":
-                    z = problem.signed_gradients(self.n_probes, generator)
-                    z = z.to(torch.float64)
-                z = z - (z @ U) @ U.T
-                Hz = problem.hvp(z.to(problem.dtype)).to(torch.float64)
-                if self.tail == "mean":
-                    c = float((Hz * z).sum(1).mean()) / (p - k)
-                else:
-                    c = float((Hz * z).sum() / (z * z).sum().clamp_min(1e-300))
-            else:
-                c = float(self.tail)
+            c = self._tail_eigenvalue(problem, U, generator)
             if c + self.damping_ <= 0:
                 raise SingularHessianError(
                     f"The damped Hessian is singular or indefinite outside its top "
@@ -182,6 +163,22 @@ class ArnoldiSolver(BaseEstimator):
         self._shift = shift
         self.n_hvp_ = problem.n_hvp - start
         return self
+
+    def _tail_eigenvalue(self, problem, U, generator):
+        """``c``: the eigenvalue assumed outside the basis ``U`` (see above)."""
+        if not isinstance(self.tail, str):
+            return float(self.tail)
+        if self.tail == "mean":
+            z = rademacher(
+                (self.n_probes, problem.p), generator, torch.float64, U.device
+            )
+        else:
+            z = problem.signed_gradients(self.n_probes, generator).to(torch.float64)
+        z = z - (z @ U) @ U.T
+        Hz = problem.hvp(z.to(problem.dtype)).to(torch.float64)
+        if self.tail == "mean":
+            return float((Hz * z).sum(1).mean()) / (problem.p - U.shape[1])
+        return float((Hz * z).sum() / (z * z).sum().clamp_min(1e-300))
 
     def low_rank_factors(self):
         """``(U, w, s)`` with ``(H + damping I)^{-1} = U diag(w) U^T + s I``."""

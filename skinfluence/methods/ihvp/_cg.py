@@ -8,6 +8,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ...exceptions import SingularHessianError, SolverConvergenceWarning
+from ...utils._torch import rademacher
 
 __all__ = ["CGSolver"]
 
@@ -81,7 +82,9 @@ class CGSolver(BaseEstimator):
         self._problem = problem
         self._diag = None
         if isinstance(self.preconditioner, str):
-            z = _rademacher(self.n_probes, problem, generator)
+            z = rademacher(
+                (self.n_probes, problem.p), generator, problem.dtype, problem.device
+            )
             diag = (problem.hvp(z) * z).mean(0)
             floor = max(float(diag.abs().mean()) * 1e-3, 1e-12)
             self._diag = diag.clamp_min(floor) + self.damping_
@@ -178,8 +181,3 @@ class CGSolver(BaseEstimator):
                 stacklevel=2,
             )
         return X.to(device=V.device, dtype=V.dtype)
-
-
-def _rademacher(k, problem, generator):
-    z = torch.randint(0, 2, (k, problem.p), generator=generator, dtype=torch.int64)
-    return z.to(device=problem.device, dtype=problem.dtype) * 2 - 1
