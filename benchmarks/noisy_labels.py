@@ -136,6 +136,12 @@ def downstream(X, y, X_test, y_test, drop):
     return lr().fit(X[keep], y[keep]).score(X_test, y_test)
 
 
+def _accuracy_row(detector, acc, elapsed=np.nan):
+    """A row with only the downstream accuracy (products with their own cut)."""
+    nan = np.nan
+    return dict(detector=detector, auc=nan, ap=nan, p_at_k=nan, time=elapsed, acc=acc)
+
+
 def evaluate(name, rate, seed):
     data = load_noisy(name, rate=rate, test_size=0.2, random_state=seed)
     X, y, truth = data.data, data.target, data.is_noisy
@@ -158,50 +164,19 @@ def evaluate(name, rate, seed):
             )
         )
     filt = run_skinfluence.final
-    rows.append(
-        dict(
-            detector="NoisyLabelFilter(LR)",
-            auc=np.nan,
-            ap=np.nan,
-            p_at_k=np.nan,
-            time=np.nan,
-            acc=filt.score(X_test, y_test),
-        )
-    )
+    rows.append(_accuracy_row("NoisyLabelFilter(LR)", filt.score(X_test, y_test)))
     from cleanlab.classification import CleanLearning
 
     start = time.perf_counter()
     cl = CleanLearning(lr(), cv_n_folds=5, seed=seed, verbose=False).fit(X, y)
     rows.append(
-        dict(
-            detector="CleanLearning(LR)",
-            auc=np.nan,
-            ap=np.nan,
-            p_at_k=np.nan,
-            time=time.perf_counter() - start,
-            acc=cl.score(X_test, y_test),
+        _accuracy_row(
+            "CleanLearning(LR)", cl.score(X_test, y_test), time.perf_counter() - start
         )
     )
-    rows.append(
-        dict(
-            detector="no dropping",
-            auc=np.nan,
-            ap=np.nan,
-            p_at_k=np.nan,
-            time=np.nan,
-            acc=downstream(X, y, X_test, y_test, []),
-        )
-    )
-    rows.append(
-        dict(
-            detector="oracle (drop flipped)",
-            auc=np.nan,
-            ap=np.nan,
-            p_at_k=np.nan,
-            time=np.nan,
-            acc=downstream(X, y, X_test, y_test, np.flatnonzero(truth)),
-        )
-    )
+    rows.append(_accuracy_row("no dropping", downstream(X, y, X_test, y_test, [])))
+    oracle = downstream(X, y, X_test, y_test, np.flatnonzero(truth))
+    rows.append(_accuracy_row("oracle (drop flipped)", oracle))
     return rows
 
 
