@@ -7,7 +7,7 @@ from sklearn.base import clone
 from torch import nn
 
 from ..exceptions import UnsupportedEstimatorError
-from ._skorch import MLPModule, skorch_view
+from ._skorch import BatchLoader, MLPModule, skorch_view
 
 SUPPORTED = (
     "skorch NeuralNetClassifier/NeuralNetRegressor (any module), a torch.nn.Module, "
@@ -42,6 +42,8 @@ def default_estimator(task, n_features=10, n_outputs=2):
         train_split=None,
         verbose=0,
         optimizer__weight_decay=1e-4,
+        iterator_train=BatchLoader,
+        iterator_valid=BatchLoader,
     )
     if task == "classification":
         return NeuralNetClassifier(criterion=nn.CrossEntropyLoss, **common)
@@ -60,6 +62,8 @@ def wrap_module(module, task):
         batch_size=128,
         train_split=None,
         verbose=0,
+        iterator_train=BatchLoader,
+        iterator_valid=BatchLoader,
     )
     if task == "classification":
         return NeuralNetClassifier(criterion=nn.CrossEntropyLoss, **common)

@@ -543,3 +543,45 @@ def test_adapt_of_unsupported_fitted_estimator_raises_type_error():
     forest = RandomForestClassifier(n_estimators=2, random_state=0).fit(X, y)
     with pytest.raises(TypeError, match="Supported: skorch"):
         models.adapt(forest, len(X))
+
+
+# ---------------------------------------------------------------- batches
+def test_batch_loader_yields_dataloaders_batches_and_the_same_fit():
+    from skorch.dataset import Dataset
+
+    from skinfluence.models._adapt import default_estimator
+    from skinfluence.models._skorch import BatchLoader
+
+    X, y = _data(n=50, d=3, n_classes=3)
+    X, y = X.astype(np.float32), y.astype(np.int64)
+    data = Dataset(X, y)
+    ours = list(BatchLoader(data, batch_size=16))
+    theirs = list(torch.utils.data.DataLoader(data, batch_size=16))
+    assert [len(b[0]) for b in ours] == [16, 16, 16, 2] == [len(b[0]) for b in theirs]
+    for (xa, ya), (xb, yb) in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(np.asarray(xa), xb.numpy())
+        np.testing.assert_array_equal(np.asarray(ya), yb.numpy())
+
+    gen = torch.Generator().manual_seed(0)
+    rows = np.concatenate(
+        [b[1] for b in BatchLoader(Dataset(X, np.arange(50)), 16, True, gen)]
+    )
+    assert sorted(rows) == list(range(50)) and list(rows) != list(range(50))
+
+    # Datasets it cannot slice go to DataLoader unchanged.
+    tensors = torch.utils.data.TensorDataset(torch.tensor(X), torch.tensor(y))
+    first = next(iter(BatchLoader(tensors, batch_size=16)))
+    assert isinstance(first[0], torch.Tensor) and first[0].shape == (16, 3)
+
+    # The default net trains to the same parameters with either loader.
+    fitted = []
+    for loader in (BatchLoader, torch.utils.data.DataLoader):
+        net = default_estimator("classification", 3, 3).set_params(
+            iterator_train=loader, iterator_valid=loader, max_epochs=3
+        )
+        torch.manual_seed(0)
+        net.fit(X, y)
+        fitted.append([p.detach().clone() for p in net.module_.parameters()])
+        np.testing.assert_array_equal(net.predict_proba(X).shape, (50, 3))
+    for a, b in zip(*fitted, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
