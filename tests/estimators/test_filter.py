@@ -170,6 +170,78 @@ def test_float_contamination_flags_that_many_top_scores(wine):
     )
 
 
+def test_confident_joint_count_by_hand():
+    from skinfluence.estimators._filter import confident_joint_count
+
+    # Thresholds (mean probability of each class over its own labelled
+    # rows): class 0 mean(0.9, 0.7, 0.2) = 0.6, class 1 mean(0.6, 0.4) = 0.5,
+    # class 2 mean(1.0, 0.2) = 0.6.
+    P = np.array(
+        [
+            [0.9, 0.1, 0.0],  # label 0; 0 reaches 0.6: diagonal
+            [0.7, 0.3, 0.0],  # label 0; 0 reaches 0.6: diagonal
+            [0.2, 0.8, 0.0],  # label 0; only 1 reaches 0.5: off-diagonal
+            [0.1, 0.6, 0.3],  # label 1; only 1 reaches 0.5: diagonal
+            [0.1, 0.4, 0.5],  # label 1; none reaches its threshold: not counted
+            [0.0, 0.0, 1.0],  # label 2; 2 reaches 0.6: diagonal
+            [0.5, 0.3, 0.2],  # label 2; none reaches its threshold: not counted
+        ]
+    )
+    y = np.array([0, 0, 0, 1, 1, 2, 2])
+    assert confident_joint_count(P, y) == 1
+    # Row 6 with 0.65 for class 0 (threshold still 0.6; class 2's stays 0.6):
+    # off-diagonal too.
+    P[6] = [0.65, 0.15, 0.2]
+    assert confident_joint_count(P, y) == 2
+    # Row 4 with classes 1 and 2 both at their thresholds: the more probable
+    # one (2) counts, so it is off-diagonal. Thresholds become class 1
+    # mean(0.4, 0.45) = 0.425 and class 2 mean(0.8, 0.2) = 0.5; row 3 then
+    # reaches none, row 5 stays diagonal.
+    P[3] = [0.2, 0.4, 0.4]
+    P[4] = [0.0, 0.45, 0.55]
+    P[5] = [0.0, 0.2, 0.8]
+    assert confident_joint_count(P, y) == 3
+
+
+def test_confident_joint_contamination_flags_the_counted_number(wine):
+    from skinfluence.estimators._filter import confident_joint_count
+
+    filt = NoisyLabelFilter(
+        lr(), contamination="confident_joint", cv=3, n_repeats=1, random_state=0
+    )
+    filt.fit_resample(wine.data, wine.target)
+    y_idx = np.searchsorted(filt.labels_, wine.target)
+    k = confident_joint_count(filt.predicted_proba_, y_idx)
+    assert 0 < filt.label_issues_.sum() == k
+    assert (
+        filt.noise_scores_[filt.label_issues_].min()
+        >= filt.noise_scores_[~filt.label_issues_].max()
+    )
+    auto = (
+        clone(filt)
+        .set_params(contamination="auto")
+        .fit_resample(wine.data, wine.target)
+    )
+    assert len(auto[1]) <= len(filt.sample_indices_)
+
+
+def test_confident_joint_count_matches_cleanlab(wine):
+    count = pytest.importorskip("cleanlab.count")
+    from skinfluence.estimators._filter import confident_joint_count
+
+    rng = np.random.default_rng(0)
+    for n_classes in (2, 3, 5):
+        y = rng.integers(0, n_classes, 300)
+        logits = rng.normal(size=(300, n_classes)) + 2.0 * np.eye(n_classes)[y]
+        flip = rng.random(300) < 0.2
+        y[flip] = rng.integers(0, n_classes, flip.sum())
+        P = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        _, off = count.compute_confident_joint(
+            y, P, calibrate=False, return_indices_of_off_diagonals=True
+        )
+        assert confident_joint_count(P, y) == len(off)
+
+
 def test_in_sample_self_influence_signal(wine):
     filt = NoisyLabelFilter(
         lr(), cv=None, signals=["self_influence"], contamination=0.1
@@ -301,7 +373,7 @@ def test_pipelines_grid_search_clone_pickle(wine):
     grid = GridSearchCV(
         meta,
         {
-            "filter__contamination": ["auto", 0.1],
+            "filter__contamination": ["auto", "confident_joint", 0.1],
             "filter__estimator": [lr(), LogisticRegression(C=1.0)],
         },
         cv=2,
