@@ -595,7 +595,9 @@ def influence_vote(scorer, X, n_neighbors, temperature, exclude=None):
     classes = scorer.classes_
     n_train = len(scorer._y_train)
     n_classes = len(classes)
-    norms_train = np.sqrt(np.maximum(scorer.self_influence_, 0.0))
+    # Norms floored at 1e-15: a zero gradient has zero influence, and its
+    # cosine is then 0.
+    norms_train = np.sqrt(np.maximum(scorer.self_influence_, 1e-30))
     k = min(n_neighbors, n_train - (exclude is not None))
     step = max(1, BLOCK_ENTRIES // (n_classes * n_train))
     out = np.empty((len(X), n_classes))
@@ -603,14 +605,16 @@ def influence_vote(scorer, X, n_neighbors, temperature, exclude=None):
         rows = slice(start, min(len(X), start + step))
         Xq = np.repeat(X[rows], n_classes, axis=0)
         cq = np.tile(classes, len(Xq) // n_classes)
-        infl = scorer.influence(Xq, cq).astype(np.float64)
-        norms = np.sqrt(np.maximum(scorer.self_influence(Xq, cq), 0.0))
-        # Cosine in the method's metric: influence / (||g_q|| ||g_j||).
-        denom = np.maximum(norms[:, None] * norms_train[None, :], 1e-30)
-        rho = (infl / denom).reshape(-1, n_classes, n_train)
+        rho = np.asarray(scorer.influence(Xq, cq), dtype=np.float64)
+        norms = np.sqrt(np.maximum(scorer.self_influence(Xq, cq), 1e-30))
+        # Cosine in the method's metric, influence / (||g_q|| ||g_j||), in
+        # place: the blocks are large and every temporary is a full copy.
+        rho /= norms[:, None]
+        rho /= norms_train[None, :]
+        rho = rho.reshape(-1, n_classes, n_train)
         if exclude is not None:
             rho[np.arange(len(rho)), :, exclude[rows]] = -np.inf
-        top = -np.partition(-rho, k - 1, axis=2)[:, :, :k]
+        top = torch.from_numpy(rho).topk(k, dim=2, sorted=False).values.numpy()
         support = top.mean(axis=2) / temperature
         support -= support.max(axis=1, keepdims=True)
         weights = np.exp(support)
