@@ -225,7 +225,7 @@ def test_confident_joint_contamination_flags_the_counted_number(wine):
     assert len(auto[1]) <= len(filt.sample_indices_)
 
 
-def test_confident_joint_count_matches_cleanlab(wine):
+def test_confident_joint_count_matches_cleanlab():
     count = pytest.importorskip("cleanlab.count")
     from skinfluence.estimators._filter import confident_joint_count
 
