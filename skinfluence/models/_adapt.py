@@ -28,7 +28,8 @@ def _unsupported(estimator):
 
 def default_estimator(task, n_features=10, n_outputs=2):
     """The small skorch MLP used when ``estimator=None``: one hidden layer of
-    64 ReLU units, Adam (lr 0.01, weight decay 1e-4), 40 epochs."""
+    64 ReLU units, Adam (lr 0.01, weight decay 1e-4), 40 epochs of
+    mini-batches of 128 rows in order, fetched by :class:`BatchLoader`."""
     from skorch import NeuralNetClassifier, NeuralNetRegressor
 
     common = dict(
