@@ -87,7 +87,26 @@ def _final_has(attr):
 
 
 class _FinalEstimatorMixin:
-    """``fit`` resamples then fits ``final_estimator``; prediction delegates."""
+    """Shared by the filter and the selector: their scorers are fitted with
+    the estimator's own settings; ``fit`` resamples then fits
+    ``final_estimator``; prediction delegates."""
+
+    def _fit_scorer(self, X, y, rng, **scorer_params):
+        """:func:`fit_scorer` on ``(X, y)`` with a seed drawn from ``rng`` and
+        this estimator's ``method`` and engine settings."""
+        return fit_scorer(
+            self.estimator,
+            X,
+            y,
+            int(rng.randint(2**31 - 1)),
+            method=self.method,
+            parameters=self.parameters,
+            device=self.device,
+            dtype=self.dtype,
+            batch_size=self.batch_size,
+            verbose=self.verbose,
+            **scorer_params,
+        )
 
     def get_metadata_routing(self):
         router = MetadataRouter(owner=self).add_self_request(self)
@@ -496,16 +515,6 @@ class NoisyLabelFilter(
             cv = check_cv(self.cv, y_idx, classifier=True)
         return list(cv.split(X, y_idx))
 
-    def _scorer_params(self):
-        return dict(
-            method=self.method,
-            parameters=self.parameters,
-            device=self.device,
-            dtype=self.dtype,
-            batch_size=self.batch_size,
-            verbose=self.verbose,
-        )
-
     def _cross_fit(self, X, y_idx, signals):
         rng = check_random_state(self.random_state)
         n, k = len(y_idx), int(y_idx.max()) + 1
@@ -521,14 +530,7 @@ class NoisyLabelFilter(
             if in_sample:
                 splits = [(np.arange(n), np.arange(n))]
             for train, test in splits:
-                seed = int(rng.randint(2**31 - 1))
-                scorer = fit_scorer(
-                    self.estimator,
-                    X[train],
-                    y_idx[train],
-                    seed,
-                    **self._scorer_params(),
-                )
+                scorer = self._fit_scorer(X[train], y_idx[train], rng)
                 cols = np.asarray(scorer.classes_, dtype=int)
                 if use_proba:
                     P[np.ix_(test, cols)] += _proba(scorer, X[test])

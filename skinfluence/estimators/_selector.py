@@ -19,7 +19,7 @@ from ..base import (
 from ..methods import BaseInfluenceMethod
 from ..methods._registry import METHODS
 from ..objectives import get_objective
-from ._filter import _FinalEstimatorMixin, check_final_estimator, fit_scorer
+from ._filter import _FinalEstimatorMixin, check_final_estimator
 
 __all__ = ["InfluentialSubsetSelector"]
 
@@ -254,17 +254,6 @@ class InfluentialSubsetSelector(
         return self
 
     # ----------------------------------------------------------- internals
-    def _scorer_params(self):
-        return dict(
-            method=self.method,
-            objective=self.objective,
-            parameters=self.parameters,
-            device=self.device,
-            dtype=self.dtype,
-            batch_size=self.batch_size,
-            verbose=self.verbose,
-        )
-
     def _helpfulness(self, scorer, X_val, y_val, groups):
         """Oriented influence of the scorer's training rows on the validation
         rows: positive = helpful."""
@@ -329,23 +318,13 @@ class InfluentialSubsetSelector(
             gval = check_row_metadata(
                 "sensitive_features_val", sensitive_features_val, len(Xval)
             )
-            scorer = fit_scorer(
-                self.estimator,
-                Xv,
-                yv,
-                int(rng.randint(2**31 - 1)),
-                **self._scorer_params(),
-            )
+            scorer = self._fit_scorer(Xv, yv, rng, objective=self.objective)
             scores[:] = self._helpfulness(scorer, Xval, yval, gval)
         elif self.cv is None:
             train, val = self._holdout(yv, classification, rng)
             self.validation_indices_ = val
-            scorer = fit_scorer(
-                self.estimator,
-                Xv[train],
-                yv[train],
-                int(rng.randint(2**31 - 1)),
-                **self._scorer_params(),
+            scorer = self._fit_scorer(
+                Xv[train], yv[train], rng, objective=self.objective
             )
             g = None if groups is None else groups[val]
             scores[train] = self._helpfulness(scorer, Xv[val], yv[val], g)
@@ -358,12 +337,8 @@ class InfluentialSubsetSelector(
             total = np.zeros(n)
             count = np.zeros(n)
             for train, val in cv.split(Xv, yv):
-                scorer = fit_scorer(
-                    self.estimator,
-                    Xv[train],
-                    yv[train],
-                    int(rng.randint(2**31 - 1)),
-                    **self._scorer_params(),
+                scorer = self._fit_scorer(
+                    Xv[train], yv[train], rng, objective=self.objective
                 )
                 g = None if groups is None else groups[val]
                 total[train] += self._helpfulness(scorer, Xv[val], yv[val], g)
