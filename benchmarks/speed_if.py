@@ -46,7 +46,7 @@ import time
 
 import numpy as np
 import torch
-from _speedkit import launch_worker, make_module, write_problem
+from _speedkit import Data, launch_worker, passthrough, write_problem
 from torch import nn
 
 SCRIPT = os.path.abspath(__file__)
@@ -59,20 +59,6 @@ OURS = [
 ]
 ANCHORS = ["pydvl-cg", "pydvl-arnoldi", "pydvl-ekfac", "captum-arnoldi"]
 PASSTHROUGH = []
-
-
-def _load(workdir, n_train, n_query):
-    with open(os.path.join(workdir, "meta.json")) as f:
-        meta = json.load(f)
-    arrays = np.load(os.path.join(workdir, "data.npz"))
-    module = make_module(meta["n_features"], meta["hidden"], meta["n_classes"])
-    module.load_state_dict(torch.load(os.path.join(workdir, "model.pt")))
-    module.eval()
-    X = torch.from_numpy(arrays["X"][:n_train].copy())
-    y = torch.from_numpy(arrays["y"][:n_train].copy()).long()
-    Xq = torch.from_numpy(arrays["Xq"][:n_query].copy())
-    yq = torch.from_numpy(arrays["yq"][:n_query].copy()).long()
-    return module, X, y, Xq, yq
 
 
 # --------------------------------------------------------------------------
@@ -177,7 +163,8 @@ def contender(name, args, module, X, y, Xq, yq):
 
 def worker(args):
     torch.set_num_threads(args.threads)
-    module, X, y, Xq, yq = _load(args.workdir, args.worker_n, args.n_query)
+    data = Data(args.workdir, args.worker_n, args.n_query)
+    module, X, y, Xq, yq = data.module(), data.X, data.y, data.Xq, data.yq
     if args.worker == "reference":
         Xq, yq = Xq[: args.ref_queries], yq[: args.ref_queries]
     # One small untimed run pays one-off costs (imports, set-up); a tiny
@@ -206,16 +193,7 @@ def _run(name, n_train, args):
         str(n_train),
         "--workdir",
         args.workdir,
-        "--n-query",
-        str(args.n_query),
-        "--ref-queries",
-        str(args.ref_queries),
-        "--damping",
-        str(args.damping),
-        "--rank",
-        str(args.rank),
-        "--threads",
-        str(args.threads),
+        *passthrough(args, ["n_query", "ref_queries", "damping", "rank", "threads"]),
     ]
     try:
         return launch_worker(cmd, timeout=args.timeout)
@@ -263,9 +241,6 @@ def rows(args):
 def table(args, measure=None):
     """The influence-function table as text (``measure`` is unused: these
     contenders run through this module's own workers)."""
-    for name, default in _DEFAULTS.items():
-        if not hasattr(args, name):
-            setattr(args, name, default)
     lines = [
         f"Influence functions, {args.n_query} queries, damping {args.damping}; "
         f"reference = float64 block CG to relative residual 1e-6 on the first "
@@ -282,16 +257,6 @@ def table(args, measure=None):
             f"{r['n_train']:7d}  {r['tool']:28s} {t:>9s} {sp:>17s} {pe:>8s}  {r['note']}"
         )
     return "\n".join(lines)
-
-
-_DEFAULTS = dict(
-    if_n_train=[2000, 8000],
-    damping=0.5,
-    ref_queries=50,
-    rank=50,
-    timeout=900.0,
-    pydvl_python="/work/venv-pydvl/bin/python",
-)
 
 
 def add_arguments(parser):
