@@ -13,7 +13,7 @@
    stay in the training rows with their given labels). Per-seed table for
    seeds 0-2, then the mean gain over no selection and the number of wins
    over seeds 0-9.
-2. The fairness problem of ``skinfluence.datasets`` (when available): drop
+2. The fairness problem of ``skinfluence.datasets``: drop
    5% of the rows by demographic-parity influence and print the held-out
    parity gap before and after, for 3 seeds.
 
@@ -30,8 +30,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
-from skinfluence import InfluentialSubsetSelector, LossObjective, objectives
-from skinfluence.datasets import load_noisy
+from skinfluence import InfluentialSubsetSelector, LossObjective
+from skinfluence.datasets import load_noisy, make_fairness_problem
 
 
 def lr():
@@ -143,11 +143,6 @@ def loss_selection(seeds, summary_seeds):
 
 
 def fairness_selection(seeds):
-    if "demographic_parity" not in objectives.OBJECTIVES:
-        print("fairness: the demographic_parity objective is not available; skipped")
-        return
-    from skinfluence.datasets import make_fairness_problem
-
     print("fairness problem: held-out demographic-parity gap of LogisticRegression")
     print(f"{'seed':>4}{'gap before':>12}{'gap after':>11}{'random drop':>13}")
     for seed in seeds:
