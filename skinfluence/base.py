@@ -110,7 +110,3 @@ def protect_classes(drop, y, order, what):
             stacklevel=3,
         )
     return drop
-
-
-def is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -192,11 +192,8 @@ def find_checkpoints(estimator):
 def add_checkpoints(net):
     """``net`` (an unfitted skorch net, modified in place) with a
     :class:`Checkpoints` callback, unless it already has one."""
-    current = net.callbacks if isinstance(net.callbacks, list | tuple) else []
-    if any(
-        isinstance(cb[1] if isinstance(cb, tuple) else cb, Checkpoints)
-        for cb in current
-    ):
+    if find_checkpoints(net) is not None:
         return net
+    current = net.callbacks if isinstance(net.callbacks, list | tuple) else []
     net.set_params(callbacks=[*current, ("influence_checkpoints", Checkpoints())])
     return net

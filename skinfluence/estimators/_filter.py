@@ -59,14 +59,11 @@ def detector_estimator(n_features, n_outputs):
 
 def fit_scorer(estimator, X, y, seed, **scorer_params):
     """An :class:`InfluenceScorer` fitted on ``(X, y)`` with the model's own
-    randomness seeded by ``seed`` (the global torch state is restored)."""
+    randomness seeded by ``seed`` (its ``random_state``; the global torch
+    state is restored)."""
     if estimator is None:
         estimator = detector_estimator(X.shape[1], len(np.unique(y)))
-    scorer = InfluenceScorer(estimator, random_state=seed, **scorer_params)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        scorer.fit(X, y)
-    return scorer
+    return InfluenceScorer(estimator, random_state=seed, **scorer_params).fit(X, y)
 
 
 def check_final_estimator(final_estimator):
@@ -118,7 +115,6 @@ class _FinalEstimatorMixin:
         return router
 
     def _fit_final(self, X, y, indices, sample_weight, weights, fit_params):
-        check_final_estimator(self.final_estimator)
         if self.final_estimator is None:
             if fit_params:
                 raise TypeError(

@@ -44,8 +44,6 @@ __all__ = ["InfluenceScorer"]
 
 def _task_of(estimator):
     """'classification', 'regression' or None (decide from y)."""
-    from sklearn.frozen import FrozenEstimator
-
     if estimator is None:
         return None
     if isinstance(estimator, FrozenEstimator):
@@ -310,13 +308,13 @@ class InfluenceScorer(BaseEstimator):
             n_outputs = 1 if y.ndim == 1 else y.shape[1]
 
         est, kind = models.prepare(self.estimator, task, X.shape[1], n_outputs)
-        if kind == "skorch" and getattr(
-            get_method(self.method), "_needs_checkpoints", 0
-        ):
-            # The copy records its own checkpoints; a frozen net brings its own.
-            if not isinstance(est, FrozenEstimator):
-                add_checkpoints(est)
+        method = get_method(self.method)
         if kind == "skorch":
+            # The copy records its own checkpoints; a frozen net brings its own.
+            if getattr(method, "_needs_checkpoints", 0) and not isinstance(
+                est, FrozenEstimator
+            ):
+                add_checkpoints(est)
             X_fit = X.astype(np.float32)
             if task == "classification":
                 y_fit = y_enc.astype(np.int64)
@@ -343,7 +341,7 @@ class InfluenceScorer(BaseEstimator):
         self._kind = kind
         self._ctx = None
         ctx = self._context()
-        self.method_ = get_method(self.method)
+        self.method_ = method
         self.method_.fit(ctx)
         self._self_influence = None
         return self

@@ -10,6 +10,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import validate_data
 
+from ..actions import most_harmful, reweight
 from ..base import (
     ENGINE_PARAMETER_CONSTRAINTS,
     ResamplerMixin,
@@ -260,7 +261,7 @@ class InfluentialSubsetSelector(
         params = {} if groups is None else {"sensitive_features": groups}
         infl = scorer.influence(X_val, y_val, aggregate=True, **params)
         objective = get_objective(self.objective)
-        if objective.per_row or not hasattr(objective, "value"):
+        if objective.per_row:
             return infl
         # A signed set-level value (a fairness gap) is best near zero: a
         # row helps when removing it would push the value away from zero.
@@ -378,9 +379,7 @@ class InfluentialSubsetSelector(
         scored = np.flatnonzero(~np.isnan(scores))
         self.sample_weight_ = np.ones(n)
         if self.strategy == "reweight":
-            s = scores[scored]
-            z = (s - s.mean()) / (s.std() if s.std() > 0 else 1.0)
-            w = np.exp(2.0 * z)
+            w = reweight(scores[scored], strength=2.0)
             self.sample_weight_[scored] = w / w.mean()
             self.sample_indices_ = np.arange(n)
             return self.sample_indices_
@@ -391,8 +390,7 @@ class InfluentialSubsetSelector(
                 f"{len(scored)} rows are scored (the held-out validation rows are "
                 "always kept); keep more rows, or use cv=."
             )
-        order = scored[np.argsort(scores[scored], kind="stable")]
-        drop_rows = order[:n_drop]
+        drop_rows = scored[most_harmful(scores[scored], n=n_drop)]
         if self.strategy == "drop_harmful":
             drop_rows = drop_rows[scores[drop_rows] < 0]
         drop = np.zeros(n, dtype=bool)
