@@ -174,12 +174,8 @@ class BaseInfluenceMethod(BaseEstimator):
         return type(self)._self_block is BaseInfluenceMethod._self_block
 
     def _maybe_cache(self, ctx, c, params):
-        est = (
-            ctx.n_train
-            * (ctx.layout.p_dense + sum(g.cols + g.out for g in ctx.layout.groups))
-            * ctx.view.params[ctx.layout.names[0]].element_size()
-        )
-        if est <= CACHE_BUDGET:
+        # Cache only if the training gradients of every setting fit.
+        if train_cache_bytes(ctx) * len(self.param_sets_) <= CACHE_BUDGET:
             identity = self._identity_self()
             parts, norms = [], []
             for _, G in ctx.train_chunks(params):
@@ -221,9 +217,7 @@ class BaseInfluenceMethod(BaseEstimator):
             # matrices of that width stay within the memory budget.
             step = chunk_size(3 * PQ.n * block.element_size())
             for sl, G in self._train_chunks(ctx, c, step):
-                PQ.dot(
-                    G, out=block if sl.stop - sl.start == ctx.n_train else block[:, sl]
-                )
+                PQ.dot(G, out=block[:, sl])
             if not _is_one(weight):
                 block.mul_(weight)
             out = block if out is None else out.add_(block)

@@ -160,8 +160,8 @@ class IPEnsemble(BaseInfluenceMethod):
         if self.kind == "checkpoints":
             from ._tracin_cp import checkpoint_params
 
-            recorded = checkpoint_params(ctx)
-            return sets + [(p, 1.0) for p, _ in recorded[-self.n_estimators :]]
+            recorded = checkpoint_params(ctx, last=self.n_estimators)
+            return sets + [(p, 1.0) for p, _ in recorded]
         gen = _local_generator(self.random_state, ctx)
         if self.kind == "refits":
             from ..callbacks import check_matches

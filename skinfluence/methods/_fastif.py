@@ -1,5 +1,6 @@
 """FastIF: influence functions on the nearest training rows only."""
 
+import dataclasses
 import numbers
 import warnings
 
@@ -12,7 +13,12 @@ from sklearn.utils.parallel import Parallel, delayed
 from ..exceptions import SkinfluenceWarning
 from ..gradients import HessianProblem, row_gradients
 from ._base import BaseInfluenceMethod
-from .ihvp._lissa import LissaSolver, auto_scale, estimate_top_eigenvalue
+from .ihvp._lissa import (
+    LissaSolver,
+    auto_scale,
+    chain_batch,
+    estimate_top_eigenvalue,
+)
 
 __all__ = ["FastIF"]
 
@@ -185,10 +191,7 @@ class FastIF(BaseInfluenceMethod):
         # No training-gradient cache: per query only candidates are needed.
         problem = self._problem_for(ctx)
         top = estimate_top_eigenvalue(problem, ctx.generator)
-        n_rows = ctx.n_train // min(self.n_chains, ctx.n_train)
-        batch = None
-        if self.batch_size != "all" and self.batch_size < n_rows:
-            batch = self.batch_size
+        batch = chain_batch(self.batch_size, ctx.n_train, self.n_chains)
         damping = 0.0 if isinstance(self.damping, str) else float(self.damping)
         if isinstance(self.scale, str):
             scale = auto_scale(problem, top, damping, batch, ctx.generator)
@@ -235,10 +238,12 @@ class FastIF(BaseInfluenceMethod):
 
     def influence(self, ctx, query):
         """(m, n_train) influence on the candidate rows, ``NaN`` elsewhere."""
-        X = query.X
         if query.transform is not None:
-            X = query.transform(ctx.view, None, X, query.T)
-        feats = self._features(ctx, X)
+            # Transform once (e.g. an attack): the features and the query
+            # gradients both take the transformed rows.
+            X = query.transform(ctx.view, None, query.X, query.T)
+            query = dataclasses.replace(query, X=X, transform=None)
+        feats = self._features(ctx, query.X)
         Q = ctx.query_grads(query)
         m = Q.n
         if query.aggregate or self.search == "mean":

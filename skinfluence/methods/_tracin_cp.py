@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from ._base import CACHE_BUDGET, BaseInfluenceMethod, train_cache_bytes
+from ._base import BaseInfluenceMethod
 
 __all__ = ["TracInCP", "checkpoint_params"]
 
@@ -19,7 +19,7 @@ def _no_checkpoints(estimator, why):
 
 
 def _entries(checkpoints, ctx):
-    """``(loader, lr, label)`` triples from the method's ``checkpoints``."""
+    """``(loader, lr)`` pairs from the method's ``checkpoints``."""
     from ..callbacks import (
         Checkpoints,
         check_matches,
@@ -45,7 +45,7 @@ def _entries(checkpoints, ctx):
                 "saw fewer epochs than that)",
             )
         return [
-            (lambda ref, i=i: checkpoints.load(i, ref), e["lr"], f"epoch {e['epoch']}")
+            (lambda ref, i=i: checkpoints.load(i, ref), e["lr"])
             for i, e in enumerate(recorded)
         ]
     entries = []
@@ -64,27 +64,27 @@ def _entries(checkpoints, ctx):
             )
         state, lr = item
         if isinstance(state, str | Path):
-            entries.append(
-                (lambda ref, p=state: load_checkpoint(p, ref), float(lr), str(state))
-            )
+            entries.append((lambda ref, p=state: load_checkpoint(p, ref), float(lr)))
         else:
 
             def load(ref, s=state, i=i):
                 check_matches(s, ref, f"checkpoints[{i}]")
                 return s
 
-            entries.append((load, float(lr), f"checkpoints[{i}]"))
+            entries.append((load, float(lr)))
     if not entries:
         raise _no_checkpoints(None, "was given an empty checkpoints list")
     return entries
 
 
-def checkpoint_params(ctx, checkpoints=None):
-    """``[(params, lr)]``: every checkpoint, loaded once, on the view's device
-    and dtype, checked against the model's parameters."""
+def checkpoint_params(ctx, checkpoints=None, last=None):
+    """``[(params, lr)]``: every checkpoint (or the ``last`` ones), loaded
+    once, on the view's device and dtype, checked against the model's
+    parameters."""
     reference = ctx.view.params
     out = []
-    for load, lr, _ in _entries(checkpoints, ctx):
+    entries = _entries(checkpoints, ctx)
+    for load, lr in entries if last is None else entries[-last:]:
         state = load(reference)
         params = {
             k: state[k].to(device=v.device, dtype=v.dtype) for k, v in reference.items()
@@ -167,11 +167,4 @@ class TracInCP(BaseInfluenceMethod):
         return super().fit(ctx)
 
     def _param_sets(self, ctx):
-        sets = checkpoint_params(ctx, self.checkpoints)
-        # Cache training gradients only if those of every checkpoint fit.
-        self._cache_all = train_cache_bytes(ctx) * len(sets) <= CACHE_BUDGET
-        return sets
-
-    def _prepare(self, ctx, c, params):
-        if self._cache_all:
-            self._train_cache[c] = ctx.train_grads(params)
+        return checkpoint_params(ctx, self.checkpoints)

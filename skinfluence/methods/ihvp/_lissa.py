@@ -98,6 +98,15 @@ def estimate_row_top_eigenvalue(problem, generator=None, n_iter=10):
     return best
 
 
+def chain_batch(batch_size, n, n_chains):
+    """``batch_size`` when it is a mini-batch of each of ``n_chains`` chains'
+    share of ``n`` rows, else ``None`` (``"all"``, ``None`` or a batch as
+    large as a chain's rows: the recursion is then deterministic)."""
+    if batch_size is None or batch_size == "all":
+        return None
+    return batch_size if batch_size < n // min(n_chains, n) else None
+
+
 def auto_scale(problem, top_eigenvalue, damping, batch_size, generator=None):
     """``scale="auto"``: twice a bound on the damped mini-batch Hessians' top
     eigenvalue, ``top + damping + (largest row eigenvalue) / batch_size``.
@@ -280,13 +289,12 @@ class LissaSolver(BaseEstimator):
         n_chains = min(self.n_chains, n)
         batch = self._setting("batch_size")
         self.batch_size_ = None if batch == "all" else int(batch)
-        stochastic = self.batch_size_ is not None and self.batch_size_ < n // n_chains
         if isinstance(self.scale, str):
             self.scale_ = auto_scale(
                 problem,
                 self.top_eigenvalue_,
                 self.damping_,
-                self.batch_size_ if stochastic else None,
+                chain_batch(self.batch_size_, n, n_chains),
                 generator,
             )
         else:
@@ -300,7 +308,6 @@ class LissaSolver(BaseEstimator):
                     SolverConvergenceWarning,
                     stacklevel=2,
                 )
-        self.depth_ = int(self._setting("depth"))
         perm = torch.randperm(n, generator=generator)
         self.chain_rows_ = [part.sort().values for part in perm.chunk(n_chains)]
         self.batches_ = []
@@ -347,24 +354,24 @@ class LissaSolver(BaseEstimator):
         if batches is None:
             # Full batches: deterministic, a single recursion.
             rows = None if len(self.batches_) == 1 else self.chain_rows_[c]
-            return self._recursion(problem, V, lambda r, t: rows, 0)
+            rows = None if rows is None else rows.to(problem.device)
+            return self._recursion(problem, V, lambda t: rows)
+        # Row indices go to the device once, not at every step.
+        batches = batches.to(problem.device)
         total = torch.zeros_like(V)
         threads = 1 if batches.shape[-1] <= SMALL_BATCH else torch.get_num_threads()
         with intra_op_threads(threads, problem.device):
             for r in range(batches.shape[0]):
-                total += self._recursion(problem, V, lambda r, t: batches[r, t], r)
+                total += self._recursion(problem, V, lambda t, r=r: batches[r, t])
         return total / batches.shape[0]
 
-    def _recursion(self, problem, V, batch_of, r):
+    def _recursion(self, problem, V, batch_of):
         s, lam = self.scale_, self.damping_
         v_norm = V.norm(dim=1)
         h = V.clone()
         check = max(1, self.depth_ // 20)
-        device = problem.device
         for t in range(self.depth_):
-            idx = batch_of(r, t)
-            if idx is not None:
-                idx = idx.to(device)
+            idx = batch_of(t)
             # h <- V + (1 - lam / s) h - H h / s, with H h taken first.
             h = torch.add(V, h, alpha=1 - lam / s).sub_(
                 problem.hvp(h, idx=idx), alpha=1 / s
