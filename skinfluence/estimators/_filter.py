@@ -132,15 +132,14 @@ class _FinalEstimatorMixin:
             if sample_weight is not None:
                 routed["sample_weight"] = sample_weight
         sw = routed.pop("sample_weight", None)
+        # Per-row parameters (one entry per row of X) follow the kept rows.
+        routed = _check_method_params(X, routed, indices)
         if sw is not None:
             sw = np.asarray(sw, dtype=np.float64)[indices]
         if weights is not None:
             sw = weights[indices] if sw is None else sw * weights[indices]
         if sw is not None:
             routed["sample_weight"] = sw
-        others = {k: v for k, v in routed.items() if k != "sample_weight"}
-        # Per-row parameters (one entry per row of X) follow the kept rows.
-        routed.update(_check_method_params(X, others, indices))
         self.final_estimator_ = clone(self.final_estimator).fit(
             take_rows(X, indices), take_rows(y, indices), **routed
         )

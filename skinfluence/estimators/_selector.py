@@ -398,10 +398,9 @@ class InfluentialSubsetSelector(
         if drop.all():
             raise ValueError("Every row would be dropped; keep at least one row.")
         if classification:
-            rank = np.empty(n)
-            rank[np.argsort(-np.nan_to_num(scores, nan=np.inf), kind="stable")] = (
-                np.arange(n)
-            )
-            drop = protect_classes(drop, y, rank, "The selection")
+            # Most worth keeping first: unscored (validation) rows, then the
+            # most helpful.
+            order = -np.nan_to_num(scores, nan=np.inf)
+            drop = protect_classes(drop, y, order, "The selection")
         self.sample_indices_ = np.flatnonzero(~drop)
         return self.sample_indices_

@@ -18,7 +18,7 @@ def default_chunk(layout, dtype, batch_size=None, budget=None):
     if batch_size is not None:
         return int(batch_size)
     itemsize = torch.tensor([], dtype=dtype).element_size()
-    per_row = layout.p_dense + sum(g.cols + g.out for g in layout.groups) + 64
+    per_row = layout.factor_width + 64
     return chunk_size(
         per_row * itemsize * _WORKSET_FACTOR, budget, minimum=16, maximum=8192
     )

@@ -63,11 +63,11 @@ class HessianProblem:
         if rows is None:
             # The working set per row is its activations (about the layer
             # widths) per vector, not the parameter count.
-            width = self.layout.p_dense + sum(
-                g.cols + g.out for g in self.layout.groups
-            )
             rows = self.batch_size or chunk_size(
-                (width + 256) * max(1, n_vectors) * self.theta.element_size() * 4,
+                (self.layout.factor_width + 256)
+                * max(1, n_vectors)
+                * self.theta.element_size()
+                * 4,
                 minimum=8,
                 maximum=n,
             )

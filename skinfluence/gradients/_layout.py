@@ -83,6 +83,9 @@ class ParamLayout:
             offset += size
         self.p = offset
         self.p_dense = offset - self.dense_start
+        # Entries of one row's factorised gradient: the input (cols) and
+        # output (out) factors of every Linear group, plus the dense part.
+        self.factor_width = self.p_dense + sum(g.cols + g.out for g in self.groups)
 
     @staticmethod
     def _probe_linear_calls(view, X_probe):

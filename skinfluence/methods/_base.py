@@ -27,7 +27,7 @@ def train_cache_bytes(ctx):
     """Bytes the cached (factorised) training gradients of one setting take."""
     return (
         ctx.n_train
-        * (ctx.layout.p_dense + sum(g.cols + g.out for g in ctx.layout.groups))
+        * ctx.layout.factor_width
         * ctx.view.params[ctx.layout.names[0]].element_size()
     )
 
