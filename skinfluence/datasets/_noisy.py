@@ -8,39 +8,84 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 
 __all__ = ["load_noisy", "make_noisy_labels"]
 
+KINDS = {"symmetric", "asymmetric", "pairs", "confusion", "instance"}
+
 
 @validate_params(
     {
         "X": ["array-like", None],
         "y": ["array-like"],
         "rate": [Interval(numbers.Real, 0, 1, closed="both")],
-        "kind": [StrOptions({"symmetric", "asymmetric"})],
+        "kind": [StrOptions(KINDS)],
+        "pairs": ["array-like", None],
+        "transition": ["array-like", None],
         "random_state": ["random_state"],
     },
     prefer_skip_nested_validation=True,
 )
-def make_noisy_labels(X, y, rate=0.1, *, kind="symmetric", random_state=None):
+def make_noisy_labels(
+    X,
+    y,
+    rate=0.1,
+    *,
+    kind="symmetric",
+    pairs=None,
+    transition=None,
+    random_state=None,
+):
     """Flip a fraction of class labels, returning the noisy labels and the truth.
 
-    Exactly ``round(rate * n_samples)`` rows, drawn uniformly without
-    replacement, get a label different from their own: with
-    ``kind="symmetric"`` drawn uniformly from the other classes, with
-    ``kind="asymmetric"`` the next class in sorted order (the last class
-    goes to the first), a systematic confusion between neighbouring classes.
+    Exactly ``n_flip = round(rate * n_samples)`` rows get a label different
+    from their own. ``kind`` says which rows and which new label:
+
+    - ``"symmetric"``: rows drawn uniformly without replacement; the new
+      label is drawn uniformly from the other classes.
+    - ``"asymmetric"``: rows drawn uniformly; the new label is the next
+      class in sorted order (the last class goes to the first).
+    - ``"pairs"``: the classes are paired, and a flipped row gets its
+      class's partner (both directions of a pair). ``pairs`` lists the
+      pairs; by default the sorted classes are shuffled with
+      ``random_state`` and paired two by two (this needs an even number of
+      classes). Rows are drawn uniformly among the rows of paired classes.
+    - ``"confusion"``: ``transition`` is a row-stochastic matrix whose entry
+      ``[i, j]`` is the relative chance that a row of class ``i`` is given
+      label ``j``. Rows are drawn without replacement with probability
+      proportional to ``1 - transition[y_i, y_i]``, and a drawn row of class
+      ``i`` gets label ``j != i`` with probability ``transition[i, j] / (1 -
+      transition[i, i])``. The shape of the confusion is the matrix's;
+      ``rate`` sets how many rows it reaches.
+    - ``"instance"``: flips near the decision boundary, as annotators make
+      them. A reference ``LogisticRegression`` is fitted on the standardised
+      ``X`` and ``y``; with ``p_i`` its class probabilities, the margin of
+      row ``i`` is ``m_i = p_i[y_i] - max_{c != y_i} p_i[c]`` in [-1, 1].
+      Rows are drawn without replacement with probability proportional to
+      ``1 - |m_i|`` (floored at 1e-6), and a drawn row gets the reference
+      model's most probable class other than its own. Needs ``X``.
+
     ``X`` and ``y`` are not modified.
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features) or None
-        Only checked for its length (kept for the ``(X, y)`` calling shape).
+        The features: used by ``kind="instance"``, otherwise only checked for
+        its length.
     y : array-like of shape (n_samples,)
         Class labels; at least two classes.
     rate : float in [0, 1], default=0.1
         Fraction of rows whose label is flipped.
-    kind : {"symmetric", "asymmetric"}, default="symmetric"
-        How a flipped label is chosen (see above).
+    kind : {"symmetric", "asymmetric", "pairs", "confusion", "instance"}, \
+            default="symmetric"
+        How rows and their new labels are chosen (see above).
+    pairs : array-like of shape (n_pairs, 2) or None, default=None
+        With ``kind="pairs"``, the pairs of class labels that are confused;
+        each class is in at most one pair, and classes in none keep their
+        labels. ``None`` pairs the classes at random.
+    transition : array-like of shape (n_classes, n_classes) or None, \
+            default=None
+        With ``kind="confusion"`` (required there), the row-stochastic
+        confusion matrix, rows and columns in sorted class order.
     random_state : int, RandomState instance or None, default=None
-        Seed of the row and label draws.
+        Seed of the pairing and of the row and label draws.
 
     Returns
     -------
@@ -61,6 +106,11 @@ def make_noisy_labels(X, y, rate=0.1, *, kind="symmetric", random_state=None):
     >>> y_noisy, is_noisy = make_noisy_labels(None, y, 0.2, random_state=0)
     >>> int(is_noisy.sum()), bool(np.all(y_noisy[is_noisy] != y[is_noisy]))
     (6, True)
+    >>> y_noisy, is_noisy = make_noisy_labels(
+    ...     None, y, 0.2, kind="pairs", pairs=[(0, 1)], random_state=0
+    ... )
+    >>> sorted(set(zip(y[is_noisy].tolist(), y_noisy[is_noisy].tolist())))
+    [(0, 1), (1, 0)]
     """
     y = np.asarray(y)
     if y.ndim != 1:
@@ -68,6 +118,12 @@ def make_noisy_labels(X, y, rate=0.1, *, kind="symmetric", random_state=None):
     if X is not None and len(X) != len(y):
         raise ValueError(
             f"X has {len(X)} rows but y has {len(y)}; pass one label per row."
+        )
+    if pairs is not None and kind != "pairs":
+        raise ValueError(f"pairs is only used with kind='pairs' (got kind={kind!r}).")
+    if transition is not None and kind != "confusion":
+        raise ValueError(
+            f"transition is only used with kind='confusion' (got kind={kind!r})."
         )
     classes, y_idx = np.unique(y, return_inverse=True)
     n_classes = len(classes)
@@ -77,16 +133,126 @@ def make_noisy_labels(X, y, rate=0.1, *, kind="symmetric", random_state=None):
         )
     rng = check_random_state(random_state)
     n_flip = int(round(rate * len(y)))
-    rows = rng.choice(len(y), n_flip, replace=False)
-    new_idx = y_idx.copy()
-    if kind == "symmetric":
-        shift = rng.randint(1, n_classes, size=n_flip)
+    if kind in ("symmetric", "asymmetric"):
+        rows = rng.choice(len(y), n_flip, replace=False)
+        if kind == "symmetric":
+            shift = rng.randint(1, n_classes, size=n_flip)
+        else:
+            shift = np.ones(n_flip, dtype=int)
+        new = (y_idx[rows] + shift) % n_classes
+    elif kind == "pairs":
+        partner = _partners(classes, pairs, rng)
+        rows = _draw(rng, n_flip, (partner >= 0)[y_idx].astype(float), kind)
+        new = partner[y_idx[rows]]
+    elif kind == "confusion":
+        T = _check_transition(transition, classes)
+        rows = _draw(rng, n_flip, 1.0 - np.diag(T)[y_idx], kind)
+        off = T.copy()
+        np.fill_diagonal(off, 0.0)
+        off /= np.maximum(off.sum(axis=1, keepdims=True), 1e-300)
+        cum = np.cumsum(off[y_idx[rows]], axis=1)
+        u = rng.random_sample(len(rows))[:, None]
+        # The first class whose cumulative probability exceeds u.
+        new = np.minimum((cum <= u).sum(axis=1), n_classes - 1)
     else:
-        shift = np.ones(n_flip, dtype=int)
-    new_idx[rows] = (y_idx[rows] + shift) % n_classes
+        if X is None:
+            raise ValueError(
+                "kind='instance' flips rows by a reference model's margin on X; "
+                "pass the features X (not None)."
+            )
+        proba = _reference_proba(X, y_idx)
+        rows_all = np.arange(len(y))
+        own = proba[rows_all, y_idx]
+        others = proba.copy()
+        others[rows_all, y_idx] = -np.inf
+        margin = own - others.max(axis=1)
+        rows = _draw(rng, n_flip, np.maximum(1.0 - np.abs(margin), 1e-6), kind)
+        new = others[rows].argmax(axis=1)
+    new_idx = y_idx.copy()
+    new_idx[rows] = new
     is_noisy = np.zeros(len(y), dtype=bool)
     is_noisy[rows] = True
     return classes[new_idx].astype(y.dtype, copy=False), is_noisy
+
+
+def _draw(rng, n_flip, weights, kind):
+    """``n_flip`` row indices without replacement, probability ~ ``weights``."""
+    eligible = int(np.count_nonzero(weights))
+    if n_flip > eligible:
+        raise ValueError(
+            f"rate asks for {n_flip} flipped rows but kind={kind!r} can flip only "
+            f"{eligible} (rows of classes that have a label to flip to); lower rate."
+        )
+    return rng.choice(len(weights), n_flip, replace=False, p=weights / weights.sum())
+
+
+def _partners(classes, pairs, rng):
+    """Index of each class's partner (-1 for unpaired classes)."""
+    n_classes = len(classes)
+    partner = np.full(n_classes, -1)
+    if pairs is None:
+        if n_classes % 2:
+            raise ValueError(
+                f"kind='pairs' pairs the classes two by two, but y has {n_classes} "
+                "classes (an odd number); pass pairs=[(a, b), ...] naming the pairs "
+                "(a class may be left out)."
+            )
+        order = rng.permutation(n_classes)
+        partner[order[0::2]] = order[1::2]
+        partner[order[1::2]] = order[0::2]
+        return partner
+    pairs = [tuple(p) for p in np.asarray(pairs, dtype=object).tolist()]
+    if not pairs or any(len(p) != 2 for p in pairs):
+        raise ValueError(
+            f"pairs must be a non-empty list of (class, class) pairs; got {pairs!r}."
+        )
+    position = {c: i for i, c in enumerate(classes.tolist())}
+    bad = [c for p in pairs for c in p if c not in position]
+    if bad:
+        raise ValueError(
+            f"pairs names {bad}, which are not classes of y "
+            f"({classes.tolist()}); pair only classes that occur."
+        )
+    idx = np.array([position[c] for p in pairs for c in p])
+    if len(set(idx.tolist())) != len(idx):
+        raise ValueError(
+            f"pairs={pairs!r} uses a class twice or pairs a class with itself; "
+            "each class may be in at most one pair."
+        )
+    a, b = idx[0::2], idx[1::2]
+    partner[a], partner[b] = b, a
+    return partner
+
+
+def _check_transition(transition, classes):
+    n_classes = len(classes)
+    T = np.asarray(transition, dtype=np.float64)
+    if T.shape != (n_classes, n_classes):
+        raise ValueError(
+            f"transition must be of shape (n_classes, n_classes) = "
+            f"({n_classes}, {n_classes}) for y's classes {classes.tolist()}; got "
+            f"shape {T.shape}."
+        )
+    if not np.all(np.isfinite(T)) or np.any(T < 0):
+        raise ValueError("transition must hold finite, non-negative probabilities.")
+    sums = T.sum(axis=1)
+    if not np.allclose(sums, 1.0, rtol=0, atol=1e-6):
+        raise ValueError(
+            f"transition must be row-stochastic (each row sums to 1); its rows sum "
+            f"to {np.round(sums, 6).tolist()}. Divide each row by its sum."
+        )
+    return T
+
+
+def _reference_proba(X, y_idx):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.utils import check_array
+
+    X = check_array(X, dtype=np.float64)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    return model.fit(X, y_idx).predict_proba(X)
 
 
 def _load(name, n_samples):
@@ -116,7 +282,9 @@ def _load(name, n_samples):
     {
         "name": [StrOptions({"digits", "breast_cancer", "wine", "iris", "synthetic"})],
         "rate": [Interval(numbers.Real, 0, 1, closed="both")],
-        "kind": [StrOptions({"symmetric", "asymmetric"})],
+        "kind": [StrOptions(KINDS)],
+        "pairs": ["array-like", None],
+        "transition": ["array-like", None],
         "test_size": [Interval(numbers.Real, 0, 1, closed="neither"), None],
         "standardize": ["boolean"],
         "n_samples": [Interval(numbers.Integral, 10, None, closed="left")],
@@ -129,6 +297,8 @@ def load_noisy(
     *,
     rate=0.1,
     kind="symmetric",
+    pairs=None,
+    transition=None,
     test_size=None,
     standardize=True,
     n_samples=4000,
@@ -150,8 +320,12 @@ def load_noisy(
         n_informative=10, n_redundant=4, n_classes=4, random_state=0)``.
     rate : float in [0, 1], default=0.1
         Fraction of training labels flipped.
-    kind : {"symmetric", "asymmetric"}, default="symmetric"
+    kind : {"symmetric", "asymmetric", "pairs", "confusion", "instance"}, \
+            default="symmetric"
         How flipped labels are drawn (see :func:`make_noisy_labels`).
+    pairs, transition : array-like or None, default=None
+        The class pairs of ``kind="pairs"`` and the confusion matrix of
+        ``kind="confusion"`` (see :func:`make_noisy_labels`).
     test_size : float in (0, 1) or None, default=None
         Fraction of rows held out (stratified, clean labels); ``None`` keeps
         every row for training.
@@ -197,7 +371,15 @@ def load_noisy(
         std[std == 0] = 1.0
         X = (X - mean) / std
         X_test = (X_test - mean) / std
-    y_noisy, is_noisy = make_noisy_labels(X, y, rate, kind=kind, random_state=rng)
+    y_noisy, is_noisy = make_noisy_labels(
+        X,
+        y,
+        rate,
+        kind=kind,
+        pairs=pairs,
+        transition=transition,
+        random_state=rng,
+    )
     return Bunch(
         data=X,
         target=y_noisy,
