@@ -1,8 +1,13 @@
 """Mislabeled-row detection: NoisyLabelFilter against cleanlab, Captum and a loss baseline.
 
-For digits, breast_cancer, wine and a 4-class ``make_classification``
-problem (standardised, stratified 80/20 split, symmetric flips of 10% and
-20% of the training labels, seeds 0-2) this prints, per detector, the ROC
+Cells (standardised, stratified 80/20 split, seeds 0-2; see ``CELLS``):
+symmetric flips of 10% and 20% of the training labels on digits,
+breast_cancer, wine and a 4-class ``make_classification`` problem, and
+class-conditional and instance-dependent noise: ``kind="pairs"`` at 25% on
+digits (a random pairing of the ten classes, seeded by the seed),
+``kind="confusion"`` at 20% on wine (the matrix ``WINE_CONFUSION``), and
+``kind="instance"`` at 10% and 20% on the synthetic problem (flips near a
+reference LogisticRegression's boundary). Per detector it prints the ROC
 AUC, average precision and precision@k (k = number of flipped rows) of its
 noise scores, its wall time, and the test accuracy of a LogisticRegression
 refitted after dropping the detector's top-k rows; cleanlab's
@@ -16,10 +21,16 @@ Detectors:
 - ``captum_tracincp``: Captum ``TracInCP`` self-influence of the detector's
   MLP (same architecture and training as the filter's default), over
   checkpoints saved after epochs 5, 10, 15, 20.
+- ``captum_fast``: Captum ``TracInCPFast`` self-influence (last layer) over
+  the same checkpoints.
 - ``loss``: the per-row training loss of that MLP.
+- ``loss_sgd``: the per-row training loss of a well-trained MLP of the same
+  architecture: plain SGD (lr 0.1, batch 32, no momentum, no weight decay),
+  30 epochs.
 
-Run: ``python benchmarks/noisy_labels.py [--datasets digits,wine] [--rates 0.1]
-[--seeds 0,1,2]`` (on a shared machine with ``OMP_WAIT_POLICY=PASSIVE``).
+Run: ``python benchmarks/noisy_labels.py [--datasets digits,wine]
+[--kinds symmetric,pairs] [--seeds 0,1,2]`` (on a shared machine with
+``OMP_WAIT_POLICY=PASSIVE``).
 """
 
 import argparse
@@ -38,7 +49,21 @@ from skinfluence import NoisyLabelFilter
 from skinfluence.datasets import load_noisy
 from skinfluence.models._skorch import MLPModule
 
-DATASETS = ["digits", "breast_cancer", "wine", "synthetic"]
+# A fixed class-conditional confusion of wine's three cultivars: class 0 is
+# mistaken for 1, class 1 for both neighbours, class 2 mostly for 1.
+WINE_CONFUSION = [[0.7, 0.3, 0.0], [0.15, 0.7, 0.15], [0.0, 0.4, 0.6]]
+# (dataset, kind, rate, extra make_noisy_labels arguments)
+CELLS = [
+    *(
+        (name, "symmetric", rate, {})
+        for name in ("digits", "breast_cancer", "wine", "synthetic")
+        for rate in (0.1, 0.2)
+    ),
+    ("digits", "pairs", 0.25, {}),
+    ("wine", "confusion", 0.2, {"transition": WINE_CONFUSION}),
+    ("synthetic", "instance", 0.1, {}),
+    ("synthetic", "instance", 0.2, {}),
+]
 
 
 def lr():
@@ -62,25 +87,30 @@ def run_cleanlab(X, y, seed):
     return 1.0 - get_label_quality_scores(y, proba)
 
 
-def train_mlp(X, y, seed, folder, epochs=20, every=5):
+def train_mlp(X, y, seed, folder, epochs=20, every=5, sgd=False):
     """The filter's default detector MLP, trained in plain torch with
-    checkpoints (Adam lr 0.01, weight decay 1e-2, batch 128)."""
+    checkpoints (Adam lr 0.01, weight decay 1e-2, batch 128); with
+    ``sgd=True`` plain SGD (lr 0.1, batch 32) instead."""
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MLPModule(X.shape[1], int(y.max()) + 1)
-    opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=1e-2)
+    if sgd:
+        opt, batch = torch.optim.SGD(model.parameters(), lr=0.1), 32
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=0.01, weight_decay=1e-2)
+        batch = 128
     Xt = torch.tensor(X, dtype=torch.float32)
     yt = torch.tensor(y, dtype=torch.long)
     paths = []
     for epoch in range(1, epochs + 1):
         perm = torch.randperm(len(y), generator=gen)
-        for start in range(0, len(y), 128):
-            idx = perm[start : start + 128]
+        for start in range(0, len(y), batch):
+            idx = perm[start : start + batch]
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(Xt[idx]), yt[idx]).backward()
             opt.step()
-        if epoch % every == 0:
+        if folder is not None and epoch % every == 0:
             path = os.path.join(folder, f"ckpt{epoch}.pt")
             torch.save(model.state_dict(), path)
             paths.append(path)
@@ -112,9 +142,32 @@ def run_captum(X, y, seed):
         return tracin.self_influence(show_progress=False).detach().numpy()
 
 
-def run_loss(X, y, seed):
+def run_captum_fast(X, y, seed):
+    from captum.influence import TracInCPFast
+
     with tempfile.TemporaryDirectory() as folder:
-        model, _ = train_mlp(X, y, seed, folder)
+        model, paths = train_mlp(X, y, seed, folder)
+
+        def load(net, path):
+            net.load_state_dict(torch.load(path))
+            return 0.01
+
+        data = torch.utils.data.TensorDataset(
+            torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.long)
+        )
+        tracin = TracInCPFast(
+            model,
+            model.net[-1],
+            data,
+            paths,
+            checkpoints_load_func=load,
+            loss_fn=torch.nn.CrossEntropyLoss(reduction="sum"),
+            batch_size=256,
+        )
+        return tracin.self_influence(show_progress=False).detach().numpy()
+
+
+def _row_loss(model, X, y):
     with torch.no_grad():
         out = model(torch.tensor(X, dtype=torch.float32))
         loss = torch.nn.functional.cross_entropy(
@@ -123,11 +176,23 @@ def run_loss(X, y, seed):
     return loss.numpy()
 
 
+def run_loss(X, y, seed):
+    model, _ = train_mlp(X, y, seed, None)
+    return _row_loss(model, X, y)
+
+
+def run_loss_sgd(X, y, seed):
+    model, _ = train_mlp(X, y, seed, None, epochs=30, sgd=True)
+    return _row_loss(model, X, y)
+
+
 DETECTORS = {
     "skinfluence": run_skinfluence,
     "cleanlab": run_cleanlab,
     "captum_tracincp": run_captum,
+    "captum_fast": run_captum_fast,
     "loss": run_loss,
+    "loss_sgd": run_loss_sgd,
 }
 
 
@@ -142,8 +207,10 @@ def _accuracy_row(detector, acc, elapsed=np.nan):
     return dict(detector=detector, auc=nan, ap=nan, p_at_k=nan, time=elapsed, acc=acc)
 
 
-def evaluate(name, rate, seed):
-    data = load_noisy(name, rate=rate, test_size=0.2, random_state=seed)
+def evaluate(name, kind, rate, extra, seed):
+    data = load_noisy(
+        name, rate=rate, kind=kind, test_size=0.2, random_state=seed, **extra
+    )
     X, y, truth = data.data, data.target, data.is_noisy
     X_test, y_test = data.data_test, data.target_test
     k = int(truth.sum())
@@ -182,8 +249,8 @@ def evaluate(name, rate, seed):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--rates", default="0.1,0.2")
+    parser.add_argument("--datasets", default=None, help="e.g. digits,wine")
+    parser.add_argument("--kinds", default=None, help="e.g. symmetric,pairs")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -191,8 +258,14 @@ def main(argv=None):
     warnings.filterwarnings("ignore")
     seeds = [int(s) for s in args.seeds.split(",")]
     verdicts = []
+    cells = [
+        c
+        for c in CELLS
+        if (args.datasets is None or c[0] in args.datasets.split(","))
+        and (args.kinds is None or c[1] in args.kinds.split(","))
+    ]
     header = (
-        f"{'dataset':<14}{'noise':>6}  {'detector':<22}{'ROC AUC':>8}{'AP':>8}"
+        f"{'dataset':<14}{'noise':>16}  {'detector':<22}{'ROC AUC':>8}{'AP':>8}"
         f"{'P@k':>8}{'time s':>8}{'LR acc':>8}"
     )
     print(
@@ -202,50 +275,50 @@ def main(argv=None):
     )
     print(header)
     print("-" * len(header))
-    for name in args.datasets.split(","):
-        for rate in [float(r) for r in args.rates.split(",")]:
-            runs = [evaluate(name, rate, seed) for seed in seeds]
-            table = {}
-            for run in runs:
-                for row in run:
-                    table.setdefault(row["detector"], []).append(row)
-            means = {}
-            for det, rows in table.items():
-                m = {
-                    key: np.mean([r[key] for r in rows])
-                    for key in rows[0]
-                    if key != "detector"
-                }
-                means[det] = m
-                fmt = lambda v, p=3: "" if np.isnan(v) else f"{v:.{p}f}"  # noqa: E731
-                print(
-                    f"{name:<14}{rate:>6.0%}  {det:<22}{fmt(m['auc']):>8}{fmt(m['ap']):>8}"
-                    f"{fmt(m['p_at_k']):>8}{fmt(m['time'], 1):>8}{fmt(m['acc']):>8}",
-                    flush=True,
-                )
-            best = max(means[d]["ap"] for d in DETECTORS if d != "skinfluence")
-            ours = means["skinfluence"]
-            verdicts.append(
-                (
-                    name,
-                    rate,
-                    ours["ap"],
-                    best,
-                    ours["acc"],
-                    means["CleanLearning(LR)"]["acc"],
-                    means["NoisyLabelFilter(LR)"]["acc"],
-                    means["oracle (drop flipped)"]["acc"],
-                )
+    for name, kind, rate, extra in cells:
+        noise = f"{kind} {rate:.0%}"
+        runs = [evaluate(name, kind, rate, extra, seed) for seed in seeds]
+        table = {}
+        for run in runs:
+            for row in run:
+                table.setdefault(row["detector"], []).append(row)
+        means = {}
+        for det, rows in table.items():
+            m = {
+                key: np.mean([r[key] for r in rows])
+                for key in rows[0]
+                if key != "detector"
+            }
+            means[det] = m
+            fmt = lambda v, p=3: "" if np.isnan(v) else f"{v:.{p}f}"  # noqa: E731
+            print(
+                f"{name:<14}{noise:>16}  {det:<22}{fmt(m['auc']):>8}{fmt(m['ap']):>8}"
+                f"{fmt(m['p_at_k']):>8}{fmt(m['time'], 1):>8}{fmt(m['acc']):>8}",
+                flush=True,
             )
-            print()
+        best = max(means[d]["ap"] for d in DETECTORS if d != "skinfluence")
+        ours = means["skinfluence"]
+        verdicts.append(
+            (
+                name,
+                noise,
+                ours["ap"],
+                best,
+                ours["acc"],
+                means["CleanLearning(LR)"]["acc"],
+                means["NoisyLabelFilter(LR)"]["acc"],
+                means["oracle (drop flipped)"]["acc"],
+            )
+        )
+        print()
     print(
-        f"{'dataset':<14}{'noise':>6}{'our AP':>8}{'best other':>11}{'margin':>8}"
+        f"{'dataset':<14}{'noise':>16}{'our AP':>8}{'best other':>11}{'margin':>8}"
         f"{'AP target':>10}{'top-k acc':>10}{'filter acc':>11}{'CL acc':>8}"
         f"{'acc target':>11}{'oracle acc':>11}"
     )
-    for name, rate, ap, best, acc, cl, product, oracle in verdicts:
+    for name, noise, ap, best, acc, cl, product, oracle in verdicts:
         print(
-            f"{name:<14}{rate:>6.0%}{ap:>8.3f}{best:>11.3f}{ap - best:>+8.3f}"
+            f"{name:<14}{noise:>16}{ap:>8.3f}{best:>11.3f}{ap - best:>+8.3f}"
             f"{'met' if ap >= best + 0.01 else 'MISSED':>10}{acc:>10.3f}"
             f"{product:>11.3f}{cl:>8.3f}{'met' if product >= cl else 'MISSED':>11}"
             f"{oracle:>11.3f}{'' if oracle >= cl else '  (oracle < CL)'}"
