@@ -28,6 +28,7 @@ def test_dropping_harmful_rows_lowers_validation_loss_on_retraining(cancer):
     sel = InfluentialSubsetSelector(
         LogisticRegression(),
         method="influence_function",
+        objective="loss",
         strategy="keep_helpful",
         n_select=len(y) - 20,
         dtype="float64",
@@ -56,7 +57,11 @@ def test_dropping_harmful_rows_lowers_validation_loss_on_retraining(cancer):
 def test_budget_and_strategies(cancer):
     X, y = cancer.data, cancer.target
     keep = InfluentialSubsetSelector(
-        LogisticRegression(), strategy="keep_helpful", fraction=0.75, random_state=0
+        LogisticRegression(),
+        strategy="keep_helpful",
+        fraction=0.75,
+        cv=None,
+        random_state=0,
     )
     Xk, yk = keep.fit_resample(X, y)
     assert len(yk) == round(0.75 * len(y))
@@ -71,9 +76,11 @@ def test_budget_and_strategies(cancer):
     )
 
     drop = InfluentialSubsetSelector(
-        LogisticRegression(), fraction=0.5, random_state=0
+        LogisticRegression(), fraction=0.5, validate_drop=False, random_state=0
     ).fit_resample(X, y)
-    sel = InfluentialSubsetSelector(LogisticRegression(), fraction=0.5, random_state=0)
+    sel = InfluentialSubsetSelector(
+        LogisticRegression(), fraction=0.5, validate_drop=False, random_state=0
+    )
     sel.fit_resample(X, y)
     dropped = np.setdiff1d(np.arange(len(y)), sel.sample_indices_)
     assert (sel.influence_scores_[dropped] < 0).all()
@@ -119,7 +126,7 @@ def test_sample_weight_resampled_with_rows(cancer):
         (dict(n_select=10_000), {}, "n_select=10000 is larger"),
         (dict(n_select=0), {}, "n_select"),
         (dict(fraction=1.0), {}, "fraction"),
-        (dict(validation_fraction=0.005), {}, "validation_fraction=0.005"),
+        (dict(validation_fraction=0.005, cv=None), {}, "validation_fraction=0.005"),
         (dict(final_estimator=3), {}, "final_estimator"),
         ({}, dict(sample_weight=[1.0]), "sample_weight has 1 entries"),
         ({}, dict(X_val=np.zeros((2, 30))), "both X_val and y_val"),
@@ -200,3 +207,84 @@ def test_demographic_parity_selection_reduces_gap():
         random_state=0,
     ).fit(X[tr], y[tr], sensitive_features=s[tr])
     assert abs(gap(sel.final_estimator_)) < abs(base)
+
+
+def test_fraction_counts_all_rows_in_the_held_out_mode(cancer):
+    X, y = cancer.data, cancer.target
+    sel = InfluentialSubsetSelector(
+        LogisticRegression(),
+        strategy="keep_helpful",
+        fraction=0.1,
+        cv=None,
+        random_state=0,
+    ).fit_resample(X, y)
+    assert len(sel[1]) == round(0.1 * len(y))
+
+
+def _blobs(flip, seed=0):
+    from sklearn.datasets import make_blobs
+
+    X, y = make_blobs(300, centers=3, n_features=4, cluster_std=1.0, random_state=seed)
+    rng = np.random.default_rng(seed)
+    noisy = np.zeros(len(y), dtype=bool)
+    noisy[rng.choice(len(y), int(flip * len(y)), replace=False)] = True
+    y = np.where(noisy, (y + 1) % 3, y)
+    return X, y, noisy
+
+
+def test_validated_drop_keeps_every_row_when_dropping_does_not_help():
+    # Separated classes, clean labels: every refit classifies the validation
+    # rows alike, so no drop is significantly better and none is made.
+    X, y, _ = _blobs(0.0)
+    sel = InfluentialSubsetSelector(LogisticRegression(), random_state=0)
+    sel.fit_resample(X, y)
+    assert (sel.influence_scores_ < 0).sum() > 0
+    assert len(sel.sample_indices_) == len(y)
+    assert sel.drop_validation_["gain"].max() <= 0
+
+
+def test_validated_drop_matches_a_plain_refit_loop(cancer):
+    from sklearn.model_selection import KFold
+
+    X, y, noisy = cancer.data, cancer.target, cancer.is_noisy
+    cv = KFold(3, shuffle=True, random_state=1)
+    sel = InfluentialSubsetSelector(
+        LogisticRegression(),
+        cv=cv,
+        final_estimator=LogisticRegression(),
+        dtype="float64",
+        random_state=0,
+    ).fit(X, y)
+    folds = list(cv.split(X, y))
+    n, budget = len(y), len(y) - round(0.9 * len(y))
+    # Each fold's influence on its validation rows' trimmed loss, by hand.
+    S = np.full((3, n), np.nan)
+    for f, (tr, va) in enumerate(folds):
+        scorer = InfluenceScorer(
+            LogisticRegression(),
+            objective=skinfluence.LossObjective(trim=0.1),
+            dtype="float64",
+        ).fit(X[tr], y[tr])
+        S[f, tr] = scorer.influence(X[va], y[va], aggregate=True)
+    np.testing.assert_allclose(sel.influence_scores_, np.nanmean(S, axis=0))
+    gains, discordant = [0], [0]
+    for share in (0.25, 0.5, 1.0):
+        better = worse = 0
+        for f, (tr, va) in enumerate(folds):
+            m = np.nanmean(np.delete(S, f, axis=0), axis=0)[tr]
+            k = round(share * budget * len(tr) / n)
+            drop = [i for i in np.argsort(m, kind="stable")[:k] if m[i] < 0]
+            keep = np.delete(tr, drop)
+            e0 = LogisticRegression().fit(X[tr], y[tr]).predict(X[va]) != y[va]
+            e1 = LogisticRegression().fit(X[keep], y[keep]).predict(X[va]) != y[va]
+            better += int(np.sum(e1 < e0))
+            worse += int(np.sum(e1 > e0))
+        gains.append(better - worse)
+        discordant.append(better + worse)
+    np.testing.assert_array_equal(sel.drop_validation_["gain"], gains)
+    np.testing.assert_array_equal(sel.drop_validation_["discordant"], discordant)
+    # Dropping is significantly better here, and the rows dropped are the
+    # most harmful ones, mostly the flipped ones.
+    dropped = np.setdiff1d(np.arange(n), sel.sample_indices_)
+    assert len(dropped) > 0
+    assert noisy[dropped].mean() > 0.8
