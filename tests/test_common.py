@@ -1,5 +1,6 @@
 """scikit-learn's estimator checks on every public estimator."""
 
+import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
@@ -7,11 +8,13 @@ from skinfluence import InfluenceScorer
 from skinfluence.utils.estimator_checks import expected_failed_checks
 
 ESTIMATORS = [
+    InfluenceScorer(),
     InfluenceScorer(LogisticRegression()),
     InfluenceScorer(LogisticRegression(), method="influence_function"),
 ]
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

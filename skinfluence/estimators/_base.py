@@ -95,6 +95,11 @@ def check_row_metadata(name, value, n_rows):
                 "sample_weight must be a 1-D array of finite non-negative numbers; "
                 "fix or drop the offending entries."
             )
+        if n_rows and not np.any(arr > 0):
+            raise ValueError(
+                "sample_weight is zero for every row, which leaves nothing to fit; "
+                "give some rows a positive weight."
+            )
     return arr
 
 

@@ -103,11 +103,12 @@ def _estimator_has(attr):
         est = getattr(self, "estimator_", None)
         if est is not None:
             return hasattr(est, attr)
-        return (
-            self.estimator is None
-            or hasattr(self.estimator, attr)
-            or isinstance(self.estimator, torch.nn.Module)
-        )
+        if self.estimator is None or isinstance(self.estimator, torch.nn.Module):
+            # Both become skorch nets.
+            from skorch import NeuralNetClassifier
+
+            return hasattr(NeuralNetClassifier, attr)
+        return hasattr(self.estimator, attr)
 
     return check
 
@@ -131,7 +132,10 @@ class InfluenceScorer(BaseEstimator):
         (wrapped in a skorch net with cross-entropy or MSE), scikit-learn
         ``LogisticRegression`` (L2), ``SGDClassifier(loss="log_loss")``,
         ``LinearRegression``, ``Ridge``, ``MLPClassifier``, ``MLPRegressor``.
-        ``None`` is a small skorch MLP (one hidden layer of 64 units).
+        ``None`` is a small skorch MLP classifier (one hidden layer of 64
+        units); for regression pass
+        ``skinfluence.models.default_estimator("regression", n_features,
+        n_outputs)``, its regressor twin.
     method : str or method object, default="tracin"
         ``"tracin"`` (inner product at the fitted parameters),
         ``"influence_function"``, or any name in ``skinfluence.METHODS``; or
@@ -288,6 +292,18 @@ class InfluenceScorer(BaseEstimator):
             multi_output=True,
             y_numeric=task == "regression",
         )
+        if self.estimator is None:
+            # The default MLP is a classifier (and tagged one).
+            try:
+                check_classification_targets(y)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{exc} estimator=None is the default MLP classifier; for a "
+                    "regression target pass a regressor, e.g. estimator="
+                    "skinfluence.models.default_estimator('regression', "
+                    "n_features=X.shape[1], n_outputs=1)."
+                ) from None
+            task = "classification"
         if task is None:
             kind = type_of_target(y)
             task = (

@@ -15,7 +15,11 @@ ESTIMATORS = [
         LogisticRegression(),
         final_estimator=LogisticRegression(),
         validation_fraction=0.5,
+        cv=None,
         random_state=0,
+    ),
+    InfluentialSubsetSelector(
+        LogisticRegression(), final_estimator=LogisticRegression(), random_state=0
     ),
 ]
 
@@ -23,4 +27,15 @@ ESTIMATORS = [
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# What a user gets with no arguments: the default MLP detector and selector.
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@parametrize_with_checks(
+    [NoisyLabelFilter(), InfluentialSubsetSelector()],
+    expected_failed_checks=expected_failed_checks,
+)
+def test_sklearn_compatible_at_defaults(estimator, check):
     check(estimator)

@@ -164,9 +164,16 @@ def test_regression_with_ridge_and_with_the_default_net():
     G = 2 * r[:, None] * np.hstack([X, np.ones((50, 1))])
     np.testing.assert_allclose(scorer.influence(X[:4], y[:4]), G[:4] @ G.T, rtol=1e-8)
     assert scorer.score(X, y) == pytest.approx(scorer.estimator_.score(X, y))
-    net = InfluenceScorer(random_state=0).fit(X, y)
+    from skinfluence.models import default_estimator
+
+    regressor = default_estimator("regression", n_features=3, n_outputs=1)
+    net = InfluenceScorer(regressor, random_state=0).fit(X, y)
     assert net.influence(X[:2], y[:2]).shape == (2, 50)
     assert net.predict(X).shape == (50,)
+    # The default (estimator=None) is a classifier: a continuous target is an
+    # error that names the regressor to use.
+    with pytest.raises(ValueError, match="Unknown label type.*default_estimator"):
+        InfluenceScorer().fit(X, y)
 
 
 @pytest.mark.parametrize("estimator", [LogisticRegression(), None], ids=["lr", "net"])
