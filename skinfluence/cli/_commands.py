@@ -86,8 +86,13 @@ def _model(name):
     return LogisticRegression(max_iter=1000)
 
 
-def _command_line():
-    return "skinfluence " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+def _show(value):
+    """A label as a person reads it: 'cat' or 3, not np.str_('cat')."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _command_line(args):
+    return "skinfluence " + " ".join(shlex.quote(str(a)) for a in args.argv)
 
 
 def _prepare(args, console):
@@ -177,6 +182,7 @@ def _run_filter(X, labels, args, console):
         _model(args.model),
         method=args.method,
         contamination=args.contamination,
+        n_repeats=args.repeats,
         random_state=args.seed,
     )
     folds = filt.cv * filt.n_repeats
@@ -332,7 +338,7 @@ def _label_issues(
         from ..report import gray_png, label_issues_html
 
         settings = [
-            ("command", _command_line()),
+            ("command", _command_line(args)),
             ("data", source),
             ("target column", target),
             ("detector model", args.model),
@@ -352,6 +358,9 @@ def _label_issues(
             ("rows flagged", f"{n_flagged} ({n_flagged / len(labels):.1%})"),
             ("time", f"{elapsed:.1f}s"),
         ]
+        figure_caption = "noise scores" + (
+            ", the ranking against the truth" if truth is not None else ""
+        ) + (", the top flagged rows" if image_shape is not None else "")
         flagged_rows = issues[issues.flagged]
         value_cols = [] if image_shape is not None else used_columns[:40]
         columns = ["rank", "row", "given label", "suggested label", "noise score"]
@@ -381,7 +390,7 @@ def _label_issues(
             per_class=per_class,
             columns=columns,
             rows=table_rows,
-            figures=[] if fig_png is None else [("noise scores", fig_png)],
+            figures=[] if fig_png is None else [(figure_caption, fig_png)],
             images=gallery or None,
             metrics=metrics,
             notes=[
@@ -457,11 +466,12 @@ def demo(args):
     columns = [f"pixel_{i // 8}_{i % 8}" for i in range(64)]
     frame = pd.DataFrame(digits.data, columns=columns)
     frame["digit"] = y_noisy
-    console.note(
+    print(
         f"digits: {len(frame)} rows of 8x8 images, {int(truth.sum())} labels flipped "
-        f"({args.noise:.0%}) at random"
+        f"({args.noise:.0%}) at random",
+        flush=True,
     )
-    args.method, args.contamination = "tracin", "auto"
+    args.method, args.contamination, args.repeats = "tracin", "auto", 3
     rows, labels, features = split_target(frame, "digit", False)
     pre, numeric, categorical = feature_preprocessor(features, console.warn)
     X = np.ascontiguousarray(pre.fit_transform(features), dtype=np.float64)
@@ -520,21 +530,21 @@ def explain(args):
     infl[i] = np.nan
     show = [c for c in frame.columns if c != target][:12]
     print(
-        f"row {args.row}: given label {labels[i]!r}, the model predicts "
-        f"{predicted!r} (probability {proba.max():.2f}); explaining the loss of "
-        f"label {label!r}"
+        f"row {args.row}: given label {_show(labels[i])}, the model predicts "
+        f"{_show(predicted)} (probability {proba.max():.2f}); explaining the loss of "
+        f"label {_show(label)}"
     )
     print(frame.iloc[[args.row]][show].to_string())
     order = np.argsort(np.nan_to_num(infl, nan=0.0), kind="stable")
     sides = (
         (
             "proponents (removing them would raise this loss: they support "
-            f"{label!r})",
+            f"{_show(label)})",
             [j for j in order[::-1] if infl[j] > 0][: args.top],
         ),
         (
             "opponents (removing them would lower this loss: they pull away "
-            f"from {label!r})",
+            f"from {_show(label)})",
             [j for j in order if infl[j] < 0][: args.top],
         ),
     )

@@ -53,7 +53,7 @@ def read_table(path):
         except Exception as exc:  # pyarrow raises several kinds
             raise CLIError(f"{path} is not a readable Parquet file ({exc})") from None
     else:
-        sep = "\t" if ext in (".tsv", ".tab") else None
+        sep = "\t" if ext in (".tsv", ".tab") else ","
         try:
             with open(path, "rb") as fh:
                 head = fh.read(4096)
@@ -62,7 +62,11 @@ def read_table(path):
                     f"{path} looks binary, not like a CSV file; pass a CSV or "
                     "Parquet (.parquet) file"
                 )
-            frame = pd.read_csv(path, sep=sep, engine="python")
+            frame = pd.read_csv(path, sep=sep)
+            if frame.shape[1] == 1 and sep == "," and ";" in str(frame.columns[0]):
+                # A semicolon-separated file, as spreadsheets write it where
+                # the comma is the decimal mark.
+                frame = pd.read_csv(path, sep=";", decimal=",")
         except CLIError:
             raise
         except pd.errors.EmptyDataError:
