@@ -258,14 +258,14 @@ def plot_proponents_opponents(
     x0 = 0.0
     if query is not None:
         img = np.asarray(query, dtype=np.float64).reshape(h, w)
-        ax.imshow(img, cmap="gray_r", extent=(0, 1, -1.6, -0.6))
+        ax.imshow(img, cmap="gray_r", extent=(0, 1, -2, -1))
         label = "query" if query_label is None else f"query ({query_label})"
-        ax.text(0.5, -1.7, label, ha="center", va="top", fontsize=8)
+        ax.text(0.5, -2.05, label, ha="center", va="top", fontsize=8)
         x0 = 1 + 2 * gap
     for line, (rows, color, title) in enumerate(
         ((pos, GREEN, "proponents"), (neg, RED, "opponents"))
     ):
-        y_top = -line * 1.6
+        y_top = -line * 2.0
         ax.text(x0, y_top + 0.15, title, color=color, fontsize=9, va="bottom")
         for i, j in enumerate(rows):
             left = x0 + i * (1 + gap)
@@ -283,7 +283,7 @@ def plot_proponents_opponents(
                 fontsize=7,
             )
     ax.set_xlim(-0.1, x0 + top * (1 + gap))
-    ax.set_ylim(-3.5, 0.6)
+    ax.set_ylim(-3.6, 0.5)
     ax.set_aspect("equal")
     ax.axis("off")
     return ax
