@@ -21,11 +21,14 @@ X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
 scaler = StandardScaler().fit(X_train)
 
-scorer = InfluenceScorer(LogisticRegression(C=0.1, max_iter=1000),
-                         method="influence_function")
+scorer = InfluenceScorer(
+    LogisticRegression(C=0.1, max_iter=1000), method="influence_function"
+)
 scorer.fit(scaler.transform(X_train), y_train)
 query = 3
-scores = scorer.influence(scaler.transform(X_test[query : query + 1]), y_test[query:query + 1])[0]
+scores = scorer.influence(
+    scaler.transform(X_test[query : query + 1]), y_test[query : query + 1]
+)[0]
 
 # %%
 # The raw pixels are drawn; the model saw them standardised.

@@ -56,7 +56,9 @@ def _data_uri(png):
 
 def _cell(value):
     if isinstance(value, bytes):
-        return f'<td><img class="row-image" alt="row image" src="{_data_uri(value)}"></td>'
+        return (
+            f'<td><img class="row-image" alt="row image" src="{_data_uri(value)}"></td>'
+        )
     if isinstance(value, (float, np.floating)):
         if np.isnan(value):
             return '<td data-v="">&mdash;</td>'

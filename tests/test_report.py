@@ -38,7 +38,11 @@ def test_page_escapes_the_users_values():
 
 def test_numbers_sort_numerically():
     page = label_issues_html(
-        title="t", settings=[], counts=[], per_class=[], columns=["score"],
+        title="t",
+        settings=[],
+        counts=[],
+        per_class=[],
+        columns=["score"],
         rows=[[0.5], [10], [2.25]],
     )
     assert 'data-v="0.5"' in page and 'data-v="10"' in page

@@ -123,9 +123,11 @@ def build_parser():
         "help a validation objective.",
         epilog=EPILOG,
     )
-    from .. import __version__
+    import skinfluence
 
-    parser.add_argument("--version", action="version", version=f"skinfluence {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"skinfluence {skinfluence.__version__}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -151,7 +153,9 @@ def build_parser():
         help="repetitions of the 5-fold cross-fitting, averaged (default 3; 1 is "
         "three times faster)",
     )
-    p.add_argument("--out", metavar="CLEANED", help="write the table without flagged rows")
+    p.add_argument(
+        "--out", metavar="CLEANED", help="write the table without flagged rows"
+    )
     p.add_argument(
         "--report", metavar="CSV", help="write every row ranked by noise score"
     )
@@ -188,7 +192,9 @@ def build_parser():
         action="store_true",
         help="explain the loss of the row's given label instead of the prediction",
     )
-    p.add_argument("--plot", metavar="PNG", help="write the proponents/opponents figure")
+    p.add_argument(
+        "--plot", metavar="PNG", help="write the proponents/opponents figure"
+    )
     p.add_argument(
         "--image-shape", type=_image_shape, metavar="HxW", help="draw rows as images"
     )

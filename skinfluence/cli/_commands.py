@@ -218,7 +218,9 @@ def _issue_figure(filt, truth=None, images=None):
 
     ncols = 1 + (truth is not None) + (images is not None)
     fig, axes = _figure(ncols, width=5.2, height=4.2)
-    plot_noise_scores(filt.noise_scores_, filt.label_issues_, is_noisy=truth, ax=axes[0])
+    plot_noise_scores(
+        filt.noise_scores_, filt.label_issues_, is_noisy=truth, ax=axes[0]
+    )
     axes[0].set_title("noise scores")
     if truth is not None:
         plot_precision_recall(
@@ -334,7 +336,8 @@ def _label_issues(
             fh.write(fig_png)
         written.append(outputs["plot"])
     if outputs.get("html"):
-        from .. import __version__
+        import skinfluence
+
         from ..report import gray_png, label_issues_html
 
         settings = [
@@ -346,7 +349,7 @@ def _label_issues(
             ("contamination", args.contamination),
             ("cross-fitting", f"{filt.cv} folds x {filt.n_repeats} repeats"),
             ("seed", args.seed),
-            ("skinfluence", __version__),
+            ("skinfluence", skinfluence.__version__),
             ("written", datetime.datetime.now().strftime("%Y-%m-%d %H:%M")),
         ]
         counts = [
@@ -358,9 +361,11 @@ def _label_issues(
             ("rows flagged", f"{n_flagged} ({n_flagged / len(labels):.1%})"),
             ("time", f"{elapsed:.1f}s"),
         ]
-        figure_caption = "noise scores" + (
-            ", the ranking against the truth" if truth is not None else ""
-        ) + (", the top flagged rows" if image_shape is not None else "")
+        figure_caption = (
+            "noise scores"
+            + (", the ranking against the truth" if truth is not None else "")
+            + (", the top flagged rows" if image_shape is not None else "")
+        )
         flagged_rows = issues[issues.flagged]
         value_cols = [] if image_shape is not None else used_columns[:40]
         columns = ["rank", "row", "given label", "suggested label", "noise score"]
@@ -378,7 +383,10 @@ def _label_issues(
                 cells.append(png)
                 if len(gallery) < IMAGES_IN_REPORT:
                     gallery.append(
-                        (f"row {r.row}: {r.given_label} \u2192 {r.suggested_label}", png)
+                        (
+                            f"row {r.row}: {r.given_label} \u2192 {r.suggested_label}",
+                            png,
+                        )
                     )
             else:
                 cells += [frame.iloc[r.row][c] for c in value_cols]
@@ -412,7 +420,12 @@ def _label_issues(
 
 def find_label_issues(args):
     console = Console(args.quiet)
-    outputs = {"out": args.out, "report": args.report, "html": args.html, "plot": args.plot}
+    outputs = {
+        "out": args.out,
+        "report": args.report,
+        "html": args.html,
+        "plot": args.plot,
+    }
     check_outputs(
         {f"--{k}": v for k, v in outputs.items()}, inputs=[args.data], force=args.force
     )
@@ -568,7 +581,9 @@ def explain(args):
             infl,
             y_train=labels,
             top=min(args.top, 8) if args.image_shape else args.top,
-            X_train=None if args.image_shape is None else features[used].to_numpy(float),
+            X_train=None
+            if args.image_shape is None
+            else features[used].to_numpy(float),
             image_shape=args.image_shape,
             query=None
             if args.image_shape is None

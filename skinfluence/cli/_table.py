@@ -70,7 +70,9 @@ def read_table(path):
         except CLIError:
             raise
         except pd.errors.EmptyDataError:
-            raise CLIError(f"{path} has no columns; pass a table with a header row") from None
+            raise CLIError(
+                f"{path} has no columns; pass a table with a header row"
+            ) from None
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
             raise CLIError(f"{path} is not a readable CSV file ({exc})") from None
     if frame.shape[1] < 2:

@@ -93,7 +93,11 @@ def plot_noise_scores(noise_scores, flagged=None, *, is_noisy=None, bins=40, ax=
         if mask.any():
             cut = float(scores[mask].min())
             ax.axvline(
-                cut, color="black", ls="--", lw=1, label=f"cut ({int(mask.sum())} flagged)"
+                cut,
+                color="black",
+                ls="--",
+                lw=1,
+                label=f"cut ({int(mask.sum())} flagged)",
             )
     ax.set_yscale("log")
     ax.set_xlabel("noise score (higher = more likely mislabeled)")
@@ -142,15 +146,15 @@ def plot_precision_recall(is_noisy, noise_scores, *, flagged=None, ax=None):
     precision, recall, _ = precision_recall_curve(truth, scores)
     ap = average_precision_score(truth, scores)
     ax.step(recall, precision, where="post", color="C0", label=f"ranking (AP {ap:.3f})")
-    ax.axhline(
-        truth.mean(), color=GREY, ls=":", label=f"chance ({truth.mean():.2f})"
-    )
+    ax.axhline(truth.mean(), color=GREY, ls=":", label=f"chance ({truth.mean():.2f})")
     if flagged is not None:
         mask = _vector("flagged", flagged, len(scores), bool)
         if mask.any():
             p = truth[mask].mean()
             r = truth[mask].sum() / truth.sum()
-            ax.plot([r], [p], "o", color=RED, label=f"flagged rows (P {p:.2f}, R {r:.2f})")
+            ax.plot(
+                [r], [p], "o", color=RED, label=f"flagged rows (P {p:.2f}, R {r:.2f})"
+            )
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("recall (share of wrong labels found)")

@@ -8,11 +8,10 @@ import sys
 
 import numpy as np
 import pytest
+from _cli_tables import new_user_table
 
 from skinfluence import InfluenceScorer, NoisyLabelFilter
 from skinfluence.cli import main
-
-from _cli_tables import new_user_table
 
 pd = pytest.importorskip("pandas")
 
@@ -142,8 +141,10 @@ def test_report_matches_the_filter_run_directly(tmp_path, small_csv):
         [
             (
                 "n",
-                make_pipeline(SimpleImputer(add_indicator=True, strategy="median"),
-                              StandardScaler()),
+                make_pipeline(
+                    SimpleImputer(add_indicator=True, strategy="median"),
+                    StandardScaler(),
+                ),
                 numeric,
             ),
             ("c", OneHotEncoder(sparse_output=False), ["region"]),
@@ -164,8 +165,20 @@ def test_parquet_round_trip(tmp_path):
     data = tmp_path / "t.parquet"
     frame.to_parquet(data)
     out = tmp_path / "cleaned.parquet"
-    assert run("find-label-issues", data, "--target", "tier", "--repeats", 1,
-               "--out", out, "--quiet") == 0
+    assert (
+        run(
+            "find-label-issues",
+            data,
+            "--target",
+            "tier",
+            "--repeats",
+            1,
+            "--out",
+            out,
+            "--quiet",
+        )
+        == 0
+    )
     cleaned = pd.read_parquet(out)
     assert list(cleaned.columns) == list(frame.columns)
     assert 0 < len(cleaned) <= len(frame)
@@ -219,8 +232,19 @@ def test_target_with_missing_values(tmp_path, capsys):
 
     report = tmp_path / "r.csv"
     out = tmp_path / "clean.csv"
-    rc = run("find-label-issues", data, "--target", "tier", "--drop-missing-target",
-             "--repeats", 1, "--report", report, "--out", out)
+    rc = run(
+        "find-label-issues",
+        data,
+        "--target",
+        "tier",
+        "--drop-missing-target",
+        "--repeats",
+        1,
+        "--report",
+        report,
+        "--out",
+        out,
+    )
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "left out 3 row(s)" in err
@@ -238,7 +262,9 @@ def test_feature_column_mostly_missing_warns(tmp_path, capsys):
     rc = run("find-label-issues", data, "--target", "tier", "--repeats", 1)
     err = capsys.readouterr().err
     assert rc == 0, err
-    warning = [line for line in err.splitlines() if "warning" in line and "sparse" in line]
+    warning = [
+        line for line in err.splitlines() if "warning" in line and "sparse" in line
+    ]
     assert len(warning) == 1 and "67% missing" in warning[0]
 
 
@@ -249,16 +275,32 @@ def test_existing_output_needs_force(small_csv, tmp_path, capsys, option):
     rc = run("find-label-issues", small_csv, "--target", "tier", option, target)
     one_error(capsys, 2, rc, option, "already exists", "--force")
     assert target.read_text() == "keep me"
-    rc = run("find-label-issues", small_csv, "--target", "tier", "--repeats", 1,
-             option, target, "--force")
+    rc = run(
+        "find-label-issues",
+        small_csv,
+        "--target",
+        "tier",
+        "--repeats",
+        1,
+        option,
+        target,
+        "--force",
+    )
     assert rc == 0
     assert target.read_bytes() != b"keep me"
 
 
 def test_output_never_overwrites_the_input(small_csv, capsys):
     before = digest(small_csv)
-    rc = run("find-label-issues", small_csv, "--target", "tier", "--out", small_csv,
-             "--force")
+    rc = run(
+        "find-label-issues",
+        small_csv,
+        "--target",
+        "tier",
+        "--out",
+        small_csv,
+        "--force",
+    )
     one_error(capsys, 2, rc, "is the input file")
     assert digest(small_csv) == before
 
@@ -314,7 +356,9 @@ def test_explain_lists_the_rows_influence_ranks_first(small_csv, capsys):
     pre, _, cat = feature_preprocessor(features, print)
     X = pre.fit_transform(as_text_columns(features, cat))
     y = frame.tier.to_numpy()
-    scorer = InfluenceScorer(LogisticRegression(max_iter=1000), random_state=0).fit(X, y)
+    scorer = InfluenceScorer(LogisticRegression(max_iter=1000), random_state=0).fit(
+        X, y
+    )
     infl = scorer.influence(X[7:8])[0]
     infl[7] = np.nan
     order = np.argsort(np.nan_to_num(infl))
@@ -330,8 +374,17 @@ def test_explain_lists_the_rows_influence_ranks_first(small_csv, capsys):
 
 def test_explain_writes_the_plot(small_csv, tmp_path):
     plot = tmp_path / "why.png"
-    rc = run("explain", small_csv, "--target", "tier", "--row", 0, "--plot", plot,
-             "--given-label")
+    rc = run(
+        "explain",
+        small_csv,
+        "--target",
+        "tier",
+        "--row",
+        0,
+        "--plot",
+        plot,
+        "--given-label",
+    )
     assert rc == 0 and plot.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -366,8 +419,16 @@ def test_select_fairness_objective(tmp_path, capsys):
     frame["hired"] = np.where(y == 1, "yes", "no")
     data = tmp_path / "fair.csv"
     frame.to_csv(data, index=False)
-    rc = run("select", data, "--target", "hired", "--objective", "demographic_parity",
-             "--sensitive", "group")
+    rc = run(
+        "select",
+        data,
+        "--target",
+        "hired",
+        "--objective",
+        "demographic_parity",
+        "--sensitive",
+        "group",
+    )
     text = capsys.readouterr().out
     assert rc == 0, text
     assert "demographic parity gap" in text
@@ -383,25 +444,32 @@ def test_objective_value_against_hand_computation():
     dp = _objective_value("demographic_parity", classes, proba, y, groups)
     assert dp == pytest.approx((0.7 + 0.9) / 2 - (0.2 + 0.4) / 2)
     eo = _objective_value("equal_opportunity", classes, proba, y, groups)
-    # minus the mean loss of group b's positives, minus that of group a's.
-    assert eo == pytest.approx(
-        -(-np.log(0.7) - np.log(0.9)) / 2 - (-(-np.log(0.4)))
-    )
+    # Value = minus the mean loss on a group's positive rows; gap = b - a.
+    value_a = np.log(0.4)
+    value_b = (np.log(0.7) + np.log(0.9)) / 2
+    assert eo == pytest.approx(value_b - value_a)
     loss = _objective_value("loss", classes, proba, y, groups)
-    assert loss == pytest.approx(
-        -np.mean(np.log([0.8, 0.4, 0.7, 0.9]))
-    )
+    assert loss == pytest.approx(-np.mean(np.log([0.8, 0.4, 0.7, 0.9])))
 
 
 def test_select_fairness_needs_sensitive(small_csv, capsys):
-    rc = run("select", small_csv, "--target", "tier", "--objective",
-             "demographic_parity")
+    rc = run(
+        "select", small_csv, "--target", "tier", "--objective", "demographic_parity"
+    )
     one_error(capsys, 2, rc, "--sensitive")
 
 
 def test_select_sensitive_column_missing(small_csv, capsys):
-    rc = run("select", small_csv, "--target", "tier", "--objective",
-             "demographic_parity", "--sensitive", "regoin")
+    rc = run(
+        "select",
+        small_csv,
+        "--target",
+        "tier",
+        "--objective",
+        "demographic_parity",
+        "--sensitive",
+        "regoin",
+    )
     one_error(capsys, 2, rc, "'regoin'", "Did you mean 'region'?")
 
 
@@ -411,8 +479,16 @@ def test_select_sensitive_column_with_one_group(tmp_path, capsys):
     frame["tier"] = np.where(frame.tier == "gold", "gold", "other")
     data = tmp_path / "one_group.csv"
     frame.to_csv(data, index=False)
-    rc = run("select", data, "--target", "tier", "--objective", "demographic_parity",
-             "--sensitive", "site")
+    rc = run(
+        "select",
+        data,
+        "--target",
+        "tier",
+        "--objective",
+        "demographic_parity",
+        "--sensitive",
+        "site",
+    )
     one_error(capsys, 1, rc, "single group", "'paris'")
 
 
@@ -468,8 +544,15 @@ def test_shell_exit_codes_and_debug(tmp_path):
     """As a shell sees it: ``python -m skinfluence``, exit status, one line on
     stderr, and the traceback only with --debug."""
     missing = str(tmp_path / "missing.csv")
-    cmd = [sys.executable, "-m", "skinfluence", "find-label-issues", missing,
-           "--target", "y"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "skinfluence",
+        "find-label-issues",
+        missing,
+        "--target",
+        "y",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"skinfluence: error: {missing}: no such file"

@@ -76,7 +76,10 @@ def test_proponents_opponents_bars():
     widths = [p.get_width() for p in ax.patches]
     assert widths == [-0.7, -0.2, 0.3, 0.5]
     assert [t.get_text() for t in ax.get_yticklabels()] == [
-        "row 3 (d)", "row 1 (b)", "row 6 (g)", "row 0 (a)"
+        "row 3 (d)",
+        "row 1 (b)",
+        "row 6 (g)",
+        "row 0 (a)",
     ]
 
 
@@ -85,8 +88,13 @@ def test_proponents_opponents_images():
     X = rng.random((30, 16))
     infl = rng.normal(size=30)
     ax = plot_proponents_opponents(
-        infl, X_train=X, image_shape=(4, 4), query=X[0], query_label=1, top=3,
-        ax=new_ax()
+        infl,
+        X_train=X,
+        image_shape=(4, 4),
+        query=X[0],
+        query_label=1,
+        top=3,
+        ax=new_ax(),
     )
     assert len(ax.images) == 1 + 3 + 3
     top3 = np.argsort(-infl)[:3]
@@ -122,8 +130,15 @@ def test_removal_curve_against_a_refitting_loop():
     y_test = (X_test[:, 0] > 0).astype(int)
     scores = rng.random(120)
     curve = removal_curve(
-        LogisticRegression(), X, y, scores, X_test=X_test, y_test=y_test,
-        fractions=(0.0, 0.25), n_random=3, random_state=0,
+        LogisticRegression(),
+        X,
+        y,
+        scores,
+        X_test=X_test,
+        y_test=y_test,
+        fractions=(0.0, 0.25),
+        n_random=3,
+        random_state=0,
     )
     order = np.argsort(-scores)
     expected = [
@@ -135,13 +150,20 @@ def test_removal_curve_against_a_refitting_loop():
     ax = plot_removal_curve(curve, ax=new_ax())
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), expected)
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
-        removal_curve(LogisticRegression(), X, y, scores, X_test=X_test,
-                      y_test=y_test, fractions=(0.5, 1.0))
+        removal_curve(
+            LogisticRegression(),
+            X,
+            y,
+            scores,
+            X_test=X_test,
+            y_test=y_test,
+            fractions=(0.5, 1.0),
+        )
     with pytest.raises(ValueError, match="removal_curve"):
         plot_removal_curve({"fractions": [0]}, ax=new_ax())
 
 
 def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
-    with pytest.raises(ImportError, match=r'skinfluence\[plot\]'):
+    with pytest.raises(ImportError, match=r"skinfluence\[plot\]"):
         plot_noise_scores([0.1, 0.2])
