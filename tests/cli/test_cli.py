@@ -16,6 +16,15 @@ from skinfluence.cli import main
 pd = pytest.importorskip("pandas")
 
 
+@pytest.fixture
+def small_csv(tmp_path):
+    """A small, quick table (120 rows) for the commands' error paths."""
+    frame, _ = new_user_table(n=120, seed=1)
+    path = tmp_path / "small.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
 def run(*argv):
     """Exit status of ``skinfluence ARGV`` run in this process."""
     try:
