@@ -11,6 +11,7 @@ from ._tracin_cp import TracInCP
 from .ihvp import (
     SOLVERS,
     ArnoldiSolver,
+    BaseSolver,
     CGSolver,
     EKFACSolver,
     ExactSolver,
@@ -20,6 +21,7 @@ from .ihvp import (
 __all__ = [
     "ArnoldiSolver",
     "BaseInfluenceMethod",
+    "BaseSolver",
     "CGSolver",
     "EKFACSolver",
     "ExactSolver",

@@ -3,16 +3,16 @@
 import numbers
 
 import torch
-from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ...exceptions import SingularHessianError
 from ...utils._torch import rademacher
+from ._base import BaseSolver, resolve_damping
 
 __all__ = ["ArnoldiSolver"]
 
 
-class ArnoldiSolver(BaseEstimator):
+class ArnoldiSolver(BaseSolver):
     """Invert the damped Hessian in its top-``rank`` eigenspace.
 
     A Krylov basis of ``rank + oversampling`` Hessian-vector products (Lanczos
@@ -117,10 +117,9 @@ class ArnoldiSolver(BaseEstimator):
         self.n_probes = n_probes
         self.hessian_rows = hessian_rows
 
-    def fit(self, problem, damping, ctx=None):
-        from .._influence_function import resolve_damping
+    low_rank = True
 
-        self._validate_params()
+    def _fit(self, problem, damping, ctx):
         generator = getattr(ctx, "generator", None)
         start = problem.n_hvp
         self.damping_ = resolve_damping(problem, damping, generator=generator)
@@ -162,7 +161,6 @@ class ArnoldiSolver(BaseEstimator):
         self._weights = (1.0 / (evals + self.damping_) - shift).to(problem.dtype)
         self._shift = shift
         self.n_hvp_ = problem.n_hvp - start
-        return self
 
     def _tail_eigenvalue(self, problem, U, generator):
         """``c``: the eigenvalue assumed outside the basis ``U`` (see above)."""
@@ -184,12 +182,10 @@ class ArnoldiSolver(BaseEstimator):
         """``(U, w, s)`` with ``(H + damping I)^{-1} = U diag(w) U^T + s I``."""
         return self._U, self._weights, self._shift
 
-    def solve(self, V):
-        """``(H + damping I)^{-1} V^T`` row-wise for V (m, p)."""
+    def _solve(self, V):
         U = self._U
         W = V.to(device=U.device, dtype=U.dtype)
-        out = ((W @ U) * self._weights) @ U.T + self._shift * W
-        return out.to(device=V.device, dtype=V.dtype)
+        return ((W @ U) * self._weights) @ U.T + self._shift * W
 
 
 class _RowSample:
