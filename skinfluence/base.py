@@ -19,6 +19,7 @@ ENGINE_PARAMETER_CONSTRAINTS = {
     "device": [str, torch.device],
     "dtype": [StrOptions({"float32", "float64"})],
     "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+    "memory_budget": [Interval(numbers.Integral, 1, None, closed="left"), None],
     "random_state": ["random_state"],
     "verbose": ["verbose"],
 }

@@ -35,6 +35,7 @@ from ..base import (
 from ..exceptions import SkinfluenceWarning
 from ..methods import BaseInfluenceMethod
 from ..methods._registry import METHODS
+from ..utils._torch import draw_seed
 from ._scorer import InfluenceScorer
 
 __all__ = ["NoisyLabelFilter"]
@@ -95,12 +96,13 @@ class _FinalEstimatorMixin:
             self.estimator,
             X,
             y,
-            int(rng.randint(2**31 - 1)),
+            draw_seed(rng),
             method=self.method,
             parameters=self.parameters,
             device=self.device,
             dtype=self.dtype,
             batch_size=self.batch_size,
+            memory_budget=self.memory_budget,
             verbose=self.verbose,
             **scorer_params,
         )
@@ -301,6 +303,9 @@ class NoisyLabelFilter(
     dtype : {"float32", "float64"}, default="float32"
     batch_size : int or None, default=None
         Passed to the fold scorers.
+    memory_budget : int or None, default=None
+        Bytes of working memory, passed to the fold scorers; ``None`` is
+        2 GiB.
     random_state : int, RandomState or None, default=None
         Seeds the folds and the fold models' training (global seeds are
         left untouched).
@@ -382,6 +387,7 @@ class NoisyLabelFilter(
         device="auto",
         dtype="float32",
         batch_size=None,
+        memory_budget=None,
         random_state=None,
         verbose=0,
     ):
@@ -398,6 +404,7 @@ class NoisyLabelFilter(
         self.device = device
         self.dtype = dtype
         self.batch_size = batch_size
+        self.memory_budget = memory_budget
         self.random_state = random_state
         self.verbose = verbose
 
@@ -503,9 +510,7 @@ class NoisyLabelFilter(
                     stacklevel=4,
                 )
                 return None
-            cv = StratifiedKFold(
-                n_splits, shuffle=True, random_state=rng.randint(2**31 - 1)
-            )
+            cv = StratifiedKFold(n_splits, shuffle=True, random_state=draw_seed(rng))
         else:
             cv = check_cv(self.cv, y_idx, classifier=True)
         return list(cv.split(X, y_idx))

@@ -20,6 +20,7 @@ from ..base import (
 from ..methods import BaseInfluenceMethod
 from ..methods._registry import METHODS
 from ..objectives import get_objective
+from ..utils._torch import draw_seed
 from ._filter import _FinalEstimatorMixin, check_final_estimator
 
 __all__ = ["InfluentialSubsetSelector"]
@@ -82,6 +83,8 @@ class InfluentialSubsetSelector(
     device : str, default="auto"
     dtype : {"float32", "float64"}, default="float32"
     batch_size : int or None, default=None
+    memory_budget : int or None, default=None
+        Bytes of working memory of the scorers; ``None`` is 2 GiB.
     random_state : int, RandomState or None, default=None
         Seeds the split, the folds and the models' training.
     verbose : int, default=0
@@ -186,6 +189,7 @@ class InfluentialSubsetSelector(
         device="auto",
         dtype="float32",
         batch_size=None,
+        memory_budget=None,
         random_state=None,
         verbose=0,
     ):
@@ -202,6 +206,7 @@ class InfluentialSubsetSelector(
         self.device = device
         self.dtype = dtype
         self.batch_size = batch_size
+        self.memory_budget = memory_budget
         self.random_state = random_state
         self.verbose = verbose
 
@@ -332,7 +337,7 @@ class InfluentialSubsetSelector(
         else:
             if isinstance(self.cv, numbers.Integral):
                 kind = StratifiedKFold if classification else KFold
-                cv = kind(self.cv, shuffle=True, random_state=rng.randint(2**31 - 1))
+                cv = kind(self.cv, shuffle=True, random_state=draw_seed(rng))
             else:
                 cv = check_cv(self.cv, yv, classifier=classification)
             total = np.zeros(n)
@@ -370,7 +375,7 @@ class InfluentialSubsetSelector(
             idx,
             test_size=self.validation_fraction,
             stratify=y if classification else None,
-            random_state=rng.randint(2**31 - 1),
+            random_state=draw_seed(rng),
         )
         return np.sort(train), np.sort(val)
 

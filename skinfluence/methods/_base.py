@@ -1,6 +1,6 @@
 """Shared machinery of the influence methods.
 
-Every method computes ``influence(q, j) = g_q^T P g_j`` (DESIGN §1). A method
+Every method computes ``influence(q, j) = g_q^T P g_j``. A method
 is a small :class:`~sklearn.base.BaseEstimator` holding its settings; its
 ``fit`` builds ``P`` and caches what later queries reuse. Methods see the
 model only through an :class:`InfluenceContext`.

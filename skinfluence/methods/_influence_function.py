@@ -33,9 +33,8 @@ class InfluenceFunction(BaseInfluenceMethod):
         training-row coordinates. ``"ekfac"`` (:class:`EKFACSolver`):
         eigenvalue-corrected Kronecker factors of Linear layers.
         ``"lissa"`` (:class:`LissaSolver`): the stochastic Neumann
-        recursion. A solver
-        object's settings are grid-searchable as ``method__solver__tol``
-        etc.
+        recursion. A solver object (any :class:`BaseSolver`) is cloned; its
+        settings are grid-searchable as ``method__solver__tol`` etc.
     damping : float >= 0 or "auto", default="auto"
         Added to the Hessian's diagonal. ``"auto"`` is ``1e-5 * trace(H)/p``.
         ``0`` is allowed; a singular or indefinite Hessian then raises an

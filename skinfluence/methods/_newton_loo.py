@@ -53,10 +53,9 @@ class NewtonLOO(BaseInfluenceMethod):
     n_steps : int >= 1 or "auto", default="auto"
         Newton steps; 1 is the closed-form estimate. ``"auto"`` takes 2
         steps when the second one is cheap (``n_train**2 * p <= 1e10``
-        multiply-adds) and 1 otherwise: on standardised breast_cancer with
-        ``LogisticRegression(C=1)`` one step reaches a mean Pearson of 0.988
-        against actual leave-one-out retraining and two reach 0.999
-        (``benchmarks/loo_fidelity.py``).
+        multiply-adds) and 1 otherwise: the second step brings the estimate
+        closer to actual leave-one-out retraining
+        (``benchmarks/loo_fidelity.py`` measures how much).
     query : {"exact", "linear"}, default="exact"
         How the query measurement's change is evaluated (see above).
         Objectives that transform the query rows use ``"linear"``.

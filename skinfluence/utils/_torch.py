@@ -2,9 +2,12 @@
 
 import contextlib
 import dataclasses
+import warnings
 
 import numpy as np
 import torch
+
+from ..exceptions import SkinfluenceWarning
 
 #: Default ``memory_budget`` in bytes (2 GiB): training gradients that fit in
 #: it are cached, and one chunk of working memory (per-row gradients, blocks
@@ -18,8 +21,13 @@ CHUNK_SHARE = 4
 SEED_BOUND = 2**31 - 1
 
 
-def resolve_device(device):
-    """Return a ``torch.device`` for ``device`` ("auto", "cpu", "cuda", ...)."""
+def resolve_device(device, fallback=False):
+    """Return a ``torch.device`` for ``device`` ("auto", "cpu", "cuda", ...).
+
+    An unavailable CUDA device raises, unless ``fallback`` (for a model
+    fitted elsewhere and loaded here, as skorch does): the CPU is then used,
+    with a warning.
+    """
     if isinstance(device, torch.device):
         device = str(device)
     if device is None or device == "auto":
@@ -28,6 +36,14 @@ def resolve_device(device):
         raise TypeError(
             f"device must be 'auto', 'cpu', 'cuda' or a torch.device; got {device!r}."
         )
+    if device.startswith("cuda") and not torch.cuda.is_available() and fallback:
+        warnings.warn(
+            f"device={device!r} is not available on this machine (no CUDA); "
+            "using the CPU. Set device='cpu' or 'auto' to silence this.",
+            SkinfluenceWarning,
+            stacklevel=3,
+        )
+        return torch.device("cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(
             f"device={device!r} was asked for but CUDA is not available on this "
@@ -167,7 +183,8 @@ class CPUStateMixin:
     _transient_state = ()
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # A copy: object.__getstate__ returns the live __dict__ itself.
+        state = dict(super().__getstate__())
         for key in self._transient_state:
             if key in state:
                 state[key] = None
@@ -216,8 +233,8 @@ def intra_op_threads(n, device="cpu"):
     """Run the block with at most ``n`` intra-op CPU threads, then restore.
 
     Products on a handful of rows are a chain of tiny kernels: extra threads
-    only add synchronisation (a one-row Hessian-vector product of the FastIF
-    benchmark's encoder took 41 ms with two threads and 26 ms with one).
+    only add synchronisation, which then dominates a one-row
+    Hessian-vector product.
     """
     old = torch.get_num_threads()
     if str(device).startswith("cuda") or n >= old:
