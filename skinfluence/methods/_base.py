@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from ..gradients import (
     HessianProblem,
+    Query,
     RowGrads,
     default_chunk,
     iter_row_gradients,
@@ -23,7 +24,7 @@ from ..gradients import (
 from ..utils._torch import CPUStateMixin, MemoryBudget
 from .ihvp import BaseSolver
 
-__all__ = ["BaseInfluenceMethod", "InfluenceContext", "Query", "train_cache_bytes"]
+__all__ = ["BaseInfluenceMethod", "InfluenceContext", "train_cache_bytes"]
 
 # Cached training rows handed to one product at least: fewer, larger blocks.
 CACHE_SLICE_ROWS = 4096
@@ -36,26 +37,6 @@ def train_cache_bytes(ctx):
         * ctx.layout.factor_width
         * ctx.view.params[ctx.layout.names[0]].element_size()
     )
-
-
-@dataclass
-class Query:
-    """What the query gradient measures.
-
-    ``measure(output, target) -> (m,)`` per row (defaults to the training
-    loss); ``weights`` multiply it per row; ``aggregate=True`` sums the
-    weighted measurement over all rows into a single query vector.
-    """
-
-    X: torch.Tensor
-    T: torch.Tensor
-    measure: object = None
-    weights: torch.Tensor = None
-    aggregate: bool = False
-    transform: object = None  # optional ``transform(view, params, X, T) -> X'``
-    # Rows per pass of an aggregated gradient; a set-level measurement that
-    # does not decompose over rows sets it to the number of rows.
-    chunk: int = None
 
 
 @dataclass
