@@ -392,3 +392,15 @@ def test_an_unbound_solver_says_how_to_attach_a_problem(mlp_data):
     np.testing.assert_array_equal(
         solver.rebind(problem).solve(V), s.method_.solver_.solve(V)
     )
+
+
+@pytest.mark.parametrize("damping", [-0.1, float("nan"), "big", True])
+def test_every_solver_rejects_bad_damping(mlp_data, damping):
+    from skinfluence.methods.ihvp import SOLVERS
+
+    est, X, y = mlp_data
+    s, _, _ = _scores(est, X, y, "exact")
+    problem = s._context().hessian_problem()
+    for cls in SOLVERS.values():
+        with pytest.raises(ValueError, match="damping must be 'auto'"):
+            cls().fit(problem, damping)

@@ -1,14 +1,30 @@
 """The solver protocol: damping, ``solve``, capabilities, binding, pickling."""
 
+import math
+import numbers
+
 import torch
 from sklearn.base import BaseEstimator
 
 from ...utils._torch import CPUStateMixin, rademacher
 
-__all__ = ["AUTO_DAMPING_FRACTION", "BaseSolver", "resolve_damping"]
+__all__ = ["AUTO_DAMPING_FRACTION", "BaseSolver", "check_damping", "resolve_damping"]
 
 # damping="auto": this fraction of the Hessian's mean eigenvalue (trace / p).
 AUTO_DAMPING_FRACTION = 1e-5
+
+
+def check_damping(damping):
+    """Raise unless ``damping`` is ``"auto"`` or a finite number >= 0."""
+    if isinstance(damping, str) and damping == "auto":
+        return
+    ok = isinstance(damping, numbers.Real) and not isinstance(damping, bool)
+    if not ok or not math.isfinite(damping) or damping < 0:
+        raise ValueError(
+            f"damping must be 'auto' or a finite number >= 0; got {damping!r}. "
+            "Pass e.g. damping=0.01 (InfluenceFunction(damping=...), or "
+            "method__damping in a grid)."
+        )
 
 
 def resolve_damping(problem, damping, H=None, generator=None, n_probes=8):
@@ -82,6 +98,7 @@ class BaseSolver(CPUStateMixin, BaseEstimator):
         self
         """
         self._validate_params()
+        check_damping(damping)
         self._problem = problem
         self._fit(problem, damping, ctx, **fit_params)
         self._state_device = problem.device
