@@ -24,6 +24,7 @@ from skinfluence import (
     TracIn,
     TracInCP,
 )
+from skinfluence.exceptions import SkinfluenceWarning
 from skinfluence.gradients import HessianProblem
 from skinfluence.methods import SOLVERS, BaseSolver
 from skinfluence.models import ModelView, default_estimator
@@ -126,9 +127,10 @@ def test_lissa_on_logistic_regression_scores_after_a_round_trip(data):
     assert restored.method_.solver_.is_bound
 
 
-def _walk(obj, seen, found):
+def _walk(obj, seen, found, pickled=True):
     """Every tensor and every object of the given kinds reachable from a
-    pickled state (dicts, sequences and object attributes)."""
+    state (dicts, sequences and object attributes: what ``__getstate__``
+    hands to pickle, or with ``pickled=False`` the live attributes)."""
     if id(obj) in seen:
         return
     # Keep the object alive: ids of freed temporaries are reused.
@@ -141,13 +143,13 @@ def _walk(obj, seen, found):
         return
     if isinstance(obj, dict):
         for v in obj.values():
-            _walk(v, seen, found)
+            _walk(v, seen, found, pickled)
     elif isinstance(obj, list | tuple):
         for v in obj:
-            _walk(v, seen, found)
-    elif hasattr(obj, "__getstate__") and hasattr(obj, "__dict__"):
-        state = obj.__getstate__()
-        _walk(state if isinstance(state, dict) else vars(obj), seen, found)
+            _walk(v, seen, found, pickled)
+    elif hasattr(obj, "__dict__"):
+        state = obj.__getstate__() if pickled else vars(obj)
+        _walk(state if isinstance(state, dict) else vars(obj), seen, found, pickled)
 
 
 DEVICES = [
@@ -178,11 +180,29 @@ def test_pickled_method_state_is_on_the_cpu_without_the_problem(data, device, na
     if solver is not None:
         assert isinstance(solver, BaseSolver) and solver.is_bound
         assert solver.__getstate__()["_problem"] is None
-    if device == "cuda":
-        # The live state stays where it works.
+    if device == "cuda" and scorer.method_._train_cache:
+        # The live state (here the cached training gradients) stays where
+        # it works.
         live = {"tensors": [], "model": []}
-        _walk(vars(scorer.method_), {}, live)
+        _walk(vars(scorer.method_), {}, live, pickled=False)
         assert "cuda" in {t.device.type for t in live["tensors"]}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_scorer_set_to_cuda_is_re_resolved_on_load(data):
+    # What a scorer fitted with device="cuda" meets on a machine without
+    # CUDA: its tensors were pickled on the CPU, its device is resolved
+    # again on first use, and the CPU is used with a warning.
+    X, y = data
+    method = InfluenceFunction(solver=LissaSolver(depth=50), damping=0.05)
+    scorer = InfluenceScorer(LogisticRegression(), method=method, random_state=0)
+    scorer.fit(X, y)
+    expected = scorer.influence(X[:3], y[:3])
+    scorer.set_params(device="cuda")
+    restored = pickle.loads(pickle.dumps(scorer))
+    with pytest.warns(SkinfluenceWarning, match="using the CPU"):
+        got = restored.influence(X[:3], y[:3])
+    np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.gpu
