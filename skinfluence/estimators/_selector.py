@@ -14,6 +14,7 @@ from sklearn.utils.validation import validate_data
 from ..actions import most_harmful, reweight
 from ..exceptions import SkinfluenceWarning
 from ..objectives import LossObjective, get_objective
+from ..utils._torch import draw_seed
 from ._base import (
     FinalEstimatorMixin,
     ResamplerMixin,
@@ -111,6 +112,8 @@ class InfluentialSubsetSelector(
     device : str, default="auto"
     dtype : {"float32", "float64"}, default="float32"
     batch_size : int or None, default=None
+    memory_budget : int or None, default=None
+        Bytes of working memory of the scorers; ``None`` is 2 GiB.
     random_state : int, RandomState or None, default=None
         Seeds the split, the folds and the models' training.
     verbose : int, default=0
@@ -262,6 +265,7 @@ class InfluentialSubsetSelector(
         device="auto",
         dtype="float32",
         batch_size=None,
+        memory_budget=None,
         random_state=None,
         verbose=0,
     ):
@@ -279,6 +283,7 @@ class InfluentialSubsetSelector(
         self.device = device
         self.dtype = dtype
         self.batch_size = batch_size
+        self.memory_budget = memory_budget
         self.random_state = random_state
         self.verbose = verbose
 
@@ -477,7 +482,7 @@ class InfluentialSubsetSelector(
             # for the check are chosen without the labels that judge it.
             m = _nanmean(np.delete(fold_scores, f, axis=0))[train]
             order = np.argsort(m, kind="stable")
-            seed = int(rng.randint(2**31 - 1))
+            seed = draw_seed(rng)
             base = None
             for a, share in enumerate(shares):
                 k = int(round(share * n_drop_max * len(train) / n))
@@ -550,7 +555,7 @@ class InfluentialSubsetSelector(
             idx,
             test_size=self.validation_fraction,
             stratify=y if classification else None,
-            random_state=rng.randint(2**31 - 1),
+            random_state=draw_seed(rng),
         )
         return np.sort(train), np.sort(val)
 
