@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from ..gradients import RowGrads, iter_row_gradients, row_gradients, total_gradient
 from ..gradients._engine import default_chunk
 from ..utils._torch import chunk_size
+from ._projected import ProjectedContext, make_projection
 
 __all__ = ["BaseInfluenceMethod", "InfluenceContext", "Query", "train_cache_bytes"]
 
@@ -141,6 +142,8 @@ class BaseInfluenceMethod(BaseEstimator):
 
     def fit(self, ctx):
         """Build the preconditioner and caches from the training data."""
+        self.projection_ = make_projection(ctx, getattr(self, "projection_dim", None))
+        ctx = self._working_context(ctx)
         self.n_train_ = ctx.n_train
         self.param_sets_ = self._param_sets(ctx)
         self._train_cache = {}
@@ -148,6 +151,13 @@ class BaseInfluenceMethod(BaseEstimator):
         for c, (params, _) in enumerate(self.param_sets_):
             self._prepare(ctx, c, params)
         return self
+
+    def _working_context(self, ctx):
+        """``ctx``, or a view of it whose gradients come out projected."""
+        projection = getattr(self, "projection_", None)
+        if projection is None or isinstance(ctx, ProjectedContext):
+            return ctx
+        return ProjectedContext(ctx, projection.to(device=ctx.view.device))
 
     # -- hooks -------------------------------------------------------------
     def _param_sets(self, ctx):
@@ -206,6 +216,7 @@ class BaseInfluenceMethod(BaseEstimator):
     def influence(self, ctx, query):
         """(m, n_train) influence of every training row on every query row
         (one row when the query aggregates)."""
+        ctx = self._working_context(ctx)
         out = None
         for c, (_, weight) in enumerate(self.param_sets_):
             Q = ctx.query_grads(query, self._query_params(ctx, c))
@@ -226,6 +237,7 @@ class BaseInfluenceMethod(BaseEstimator):
 
     def self_influence(self, ctx, X=None, T=None):
         """``g_j^T P g_j`` for the training rows (or the given rows)."""
+        ctx = self._working_context(ctx)
         total = None
         for c, (_, weight) in enumerate(self.param_sets_):
             vals = []

@@ -19,6 +19,7 @@ joblib, so a Dask or Ray backend runs them unchanged.
 from ._memmap import check_output_path, memmap_output
 from ._parallel import map_chunks
 from ._reducers import Dense, Diagonal
+from ._stream import stream_influence, stream_self_influence
 from ._topk import TopK
 
 __all__ = [
@@ -28,4 +29,6 @@ __all__ = [
     "check_output_path",
     "map_chunks",
     "memmap_output",
+    "stream_influence",
+    "stream_self_influence",
 ]
