@@ -12,11 +12,13 @@ __all__ = ["GradientProjection", "ProjectedLayout"]
 
 class ProjectedLayout:
     """The layout of projected gradients, shaped like a :class:`ParamLayout`
-    so that :class:`RowGrads` products work on it unchanged: each Linear
+    so that :class:`RowGrads` products work on it unchanged (``names`` are
+    the projected parameters): each Linear
     group becomes a ``k_out x k_in`` block (its projected factors), the dense
     part a block of ``k_dense`` columns."""
 
-    def __init__(self, groups, k_dense):
+    def __init__(self, source, groups, k_dense):
+        self.names = source.names
         self.groups = groups
         self.group_slices = []
         offset = 0
@@ -127,7 +129,7 @@ class GradientProjection:
             k_dense = ks[-1]
             if k_dense < layout.p_dense:
                 self.dense = gaussian(layout.p_dense, k_dense)
-        self.layout = ProjectedLayout(groups, k_dense)
+        self.layout = ProjectedLayout(layout, groups, k_dense)
 
     @property
     def dim(self):

@@ -1,5 +1,8 @@
 """Streaming a method's scores over training chunks into a reducer."""
 
+import copy
+import threading
+
 import torch
 
 from ..gradients import row_gradients
@@ -46,9 +49,30 @@ class _Scores:
         self.scale = method._scale(ctx)
         self.reducer = reducer
         self.self_influence = self_influence
+        self._local = threading.local()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["_local"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    def _thread_view(self):
+        """The view with a module of this thread's own: the factorised path
+        records layer inputs with forward hooks on the module, which tasks
+        running side by side in threads must not share."""
+        view = getattr(self._local, "view", None)
+        if view is None:
+            view = copy.copy(self.view)
+            view.module = copy.deepcopy(self.view.module)
+            self._local.view = view
+        return view
 
     def grads(self, c, X, T):
-        G = row_gradients(self.view, self.layout, X, T, params=self.params[c])
+        G = row_gradients(self._thread_view(), self.layout, X, T, params=self.params[c])
         return G if self.projection is None else self.projection(G)
 
 
