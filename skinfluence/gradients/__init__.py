@@ -5,6 +5,7 @@ from ._engine import default_chunk, iter_row_gradients, row_gradients, total_gra
 from ._hessian import HessianProblem
 from ._layout import LinearGroup, ParamLayout
 from ._projection import GradientProjection, ProjectedLayout
+from ._query import Query
 from ._rowgrads import RowGrads
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "HessianProblem",
     "LinearGroup",
     "ParamLayout",
+    "Query",
     "RowGrads",
     "default_chunk",
     "iter_row_gradients",
