@@ -425,9 +425,7 @@ def main_table(args):
                     rows.append(row + [reason, "", "", "", "", ""])
                     continue
                 base = results.get((BASE[quantity, c["params"]], n), {})
-                ratio = (
-                    f"{res['time'] / base['time']:.2f}x" if "time" in base else ""
-                )
+                ratio = f"{res['time'] / base['time']:.2f}x" if "time" in base else ""
                 rows.append(
                     row
                     + [
@@ -561,9 +559,7 @@ def gpu_table(args):
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--n-train", type=int, nargs="+", default=[10**4, 10**5, 10**6]
-    )
+    parser.add_argument("--n-train", type=int, nargs="+", default=[10**4, 10**5, 10**6])
     parser.add_argument("--n-query", type=int, default=100)
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--n-features", type=int, default=64)
@@ -591,7 +587,9 @@ def build_parser():
         "--projection-dims", type=int, nargs="+", default=[256, 1024, 4096]
     )
     parser.add_argument(
-        "--tables", nargs="+", default=["main", "projection", "gpu"],
+        "--tables",
+        nargs="+",
+        default=["main", "projection", "gpu"],
         help="tables to print: main, projection, gpu",
     )
     parser.add_argument("--workdir", default=None)
