@@ -153,7 +153,7 @@ def contender(name, quantity, label, params="all"):
     return deco
 
 
-def _scorer(data, args, parameters="all", method="tracin"):
+def _scorer(data, args, parameters="all", method="tracin", dtype="float32"):
     from sklearn.frozen import FrozenEstimator
 
     from skinfluence import InfluenceScorer
@@ -163,6 +163,7 @@ def _scorer(data, args, parameters="all", method="tracin"):
         method=method,
         parameters=parameters,
         device=args.device,
+        dtype=dtype,
         random_state=0,
     )
 
@@ -285,12 +286,12 @@ def _captum_fast_topk(data, args):
     return run
 
 
-def _projected(dim):
+def _projected(dim, dtype="float32"):
     def factory(data, args):
         from skinfluence import TracIn
 
         method = TracIn(projection_dim=dim) if dim else "tracin"
-        scorer = _scorer(data, args, method=method)
+        scorer = _scorer(data, args, method=method, dtype=dtype)
 
         def run():
             return scorer.fit(data.X, data.y).influence(data.Xq, data.yq)
@@ -343,6 +344,8 @@ def run_worker(args):
     name = args.worker
     if name.startswith("proj_"):
         factory = _projected(int(name[5:]))
+    elif name.startswith("dtype_"):
+        factory = _projected(0, name[6:])
     else:
         factory = CONTENDERS[name]["factory"]
     factory(Data(args.workdir, 256), args)()  # warm-up, untimed
@@ -525,6 +528,53 @@ def projection_table(args):
     return format_table(header, rows)
 
 
+def dtype_table(args):
+    """Time and fidelity of the dtypes: the full matrix against float64."""
+    n = args.projection_n
+    header = [
+        "dtype",
+        "time (s)",
+        "x float32",
+        "peak RSS MB",
+        "mean Pearson vs float64",
+    ]
+    header += ["top-k overlap"]
+    res = {dt: measure(args, f"dtype_{dt}", n) for dt in DTYPES}
+    if "result" not in res["float64"]:
+        return format_table(header, [["float64", "failed", "", "", "", ""]])
+    S = np.load(res["float64"]["result"])
+    rows = []
+    for dt in DTYPES:
+        r = res[dt]
+        if "result" not in r:
+            rows.append([dt, f"failed ({r.get('failed')})", "", "", "", ""])
+            continue
+        P = np.load(r["result"])
+        corr = np.mean([np.corrcoef(a, b)[0, 1] for a, b in zip(P, S)])
+        base = res["float32"].get("time")
+        rows.append(
+            [
+                dt,
+                f"{r['time']:.2f}",
+                f"{r['time'] / base:.2f}x" if base else "",
+                f"{r['peak_mb']:.0f}",
+                f"{corr:.5f}",
+                f"{_top_overlap(P, S, args.top_k):.3f} same top-{args.top_k}",
+            ]
+        )
+    return format_table(header, rows)
+
+
+DTYPES = ["float64", "float32", "bfloat16"]
+
+
+def _top_overlap(P, S, k):
+    """Mean share of the k largest scores per query that two matrices share."""
+    a = np.argsort(-P, axis=1)[:, :k]
+    b = np.argsort(-S, axis=1)[:, :k]
+    return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(a, b)]))
+
+
 def gpu_table(args):
     header = ["n_train", "row", "time (s)", "rows/s", "x backward"]
     if not args.device.startswith("cuda"):
@@ -589,8 +639,8 @@ def build_parser():
     parser.add_argument(
         "--tables",
         nargs="+",
-        default=["main", "projection", "gpu"],
-        help="tables to print: main, projection, gpu",
+        default=["main", "projection", "dtype", "gpu"],
+        help="tables to print: main, projection, dtype, gpu",
     )
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -629,6 +679,13 @@ def main(argv=None):
             f"matrix of {args.n_query} queries, mean Pearson per query with exact"
         )
         print(projection_table(args))
+    if "dtype" in args.tables:
+        print()
+        print(
+            f"dtype at n_train={args.projection_n}: full influence matrix of "
+            f"{args.n_query} queries against float64"
+        )
+        print(dtype_table(args))
     if "gpu" in args.tables:
         print()
         print("GPU: per-row gradient throughput and self-influence")

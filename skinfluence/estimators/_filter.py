@@ -136,7 +136,7 @@ class NoisyLabelFilter(
         gradients. The last layer's factorised gradients are cheap, and on
         digits its influence vote was as good as that of all parameters.
     device : str, default="auto"
-    dtype : {"float32", "float64"}, default="float32"
+    dtype : {"float32", "float64", "bfloat16"}, default="float32"
     batch_size : int or None, default=None
         Passed to the fold scorers.
     random_state : int, RandomState or None, default=None

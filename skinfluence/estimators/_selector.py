@@ -79,7 +79,7 @@ class InfluentialSubsetSelector(
         and ``score`` delegate to it.
     parameters : "all", "last" or list of str, default="all"
     device : str, default="auto"
-    dtype : {"float32", "float64"}, default="float32"
+    dtype : {"float32", "float64", "bfloat16"}, default="float32"
     batch_size : int or None, default=None
     random_state : int, RandomState or None, default=None
         Seeds the split, the folds and the models' training.

@@ -9,36 +9,49 @@ DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes per chunk of per-row gradients
 
 
 def resolve_device(device):
-    """Return a ``torch.device`` for ``device`` ("auto", "cpu", "cuda", ...)."""
+    """Return a ``torch.device`` for ``device``: ``"auto"`` (CUDA when
+    present, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``, or a
+    ``torch.device`` of those kinds."""
     if isinstance(device, torch.device):
         device = str(device)
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not isinstance(device, str):
         raise TypeError(
-            f"device must be 'auto', 'cpu', 'cuda' or a torch.device; got {device!r}."
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device; got "
+            f"{device!r}."
         )
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda") or (index and not index.isdigit()):
         raise ValueError(
-            f"device={device!r} was asked for but CUDA is not available on this "
-            "machine. Use device='auto' (CUDA when present) or device='cpu'."
+            f"device={device!r} is not a device skinfluence runs on; use 'auto', "
+            "'cpu', 'cuda' or 'cuda:N' (N the index of a CUDA device)."
         )
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(
-            f"device={device!r} is not a valid torch device; use 'auto', 'cpu' or "
-            "'cuda'."
-        ) from exc
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was asked for but CUDA is not available on this "
+                "machine. Use device='auto' (CUDA when present) or device='cpu'."
+            )
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            raise ValueError(
+                f"device={device!r} names CUDA device {index}, but this machine has "
+                f"{count} (indices 0 to {count - 1}); pass one of those or 'cuda'."
+            )
+    return torch.device(device)
 
 
 def resolve_dtype(dtype):
-    """Return the torch floating dtype for ``dtype`` ("float32"/"float64")."""
+    """Return the torch floating dtype for ``dtype`` ("float32", "float64" or
+    "bfloat16")."""
     mapping = {
         "float32": torch.float32,
         "float64": torch.float64,
+        "bfloat16": torch.bfloat16,
         torch.float32: torch.float32,
         torch.float64: torch.float64,
+        torch.bfloat16: torch.bfloat16,
         np.float32: torch.float32,
         np.float64: torch.float64,
     }
@@ -46,7 +59,7 @@ def resolve_dtype(dtype):
         return mapping[dtype]
     except (KeyError, TypeError):
         raise ValueError(
-            f"dtype must be 'float32' or 'float64'; got {dtype!r}."
+            f"dtype must be 'float32', 'float64' or 'bfloat16'; got {dtype!r}."
         ) from None
 
 

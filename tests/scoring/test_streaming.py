@@ -179,3 +179,55 @@ def test_streaming_on_cuda_matches_cpu():
         gpu.self_influence_, cpu.self_influence_, rtol=1e-4, atol=1e-6
     )
     assert torch.cuda.is_available()
+
+
+def test_bfloat16_keeps_the_ranking_of_float64():
+    X, y = _data(n=200, d=6)
+    est = MLPClassifier((16,), max_iter=200, random_state=0)
+    ref = InfluenceScorer(est, dtype="float64", random_state=0).fit(X, y)
+    low = InfluenceScorer(est, dtype="bfloat16", random_state=0).fit(X, y)
+    S, L = ref.influence(X[:8], y[:8]), low.influence(X[:8], y[:8])
+    assert L.dtype == np.float64
+    assert np.mean([np.corrcoef(a, b)[0, 1] for a, b in zip(L, S)]) > 0.99
+    assert np.corrcoef(low.self_influence_, ref.self_influence_)[0, 1] > 0.99
+    assert low._context().view.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize(
+    "device, match",
+    [
+        ("tpu", "not a device skinfluence runs on"),
+        ("cuda:x", "not a device"),
+        ("xla", "not a device"),
+        (3, "device must be"),
+    ],
+)
+def test_unknown_device_strings(device, match):
+    from skinfluence.utils._torch import resolve_device
+
+    with pytest.raises((ValueError, TypeError), match=match):
+        resolve_device(device)
+    X, y = _data()
+    if isinstance(device, str):
+        with pytest.raises(ValueError, match=match):
+            InfluenceScorer(LogisticRegression(), device=device).fit(X, y)
+
+
+@pytest.mark.gpu
+def test_cuda_index_past_the_devices_is_refused():
+    from skinfluence.utils._torch import resolve_device
+
+    n = torch.cuda.device_count()
+    assert resolve_device(f"cuda:{n - 1}").index == n - 1
+    with pytest.raises(ValueError, match=f"has {n}"):
+        resolve_device(f"cuda:{n}")
+
+
+@pytest.mark.gpu
+def test_bfloat16_on_cuda_keeps_the_ranking():
+    X, y = _data(n=300)
+    ref = InfluenceScorer(LogisticRegression(), dtype="float64", device="cpu")
+    low = InfluenceScorer(LogisticRegression(), dtype="bfloat16", device="cuda")
+    S = ref.fit(X, y).influence(X[:5], y[:5])
+    L = low.fit(X, y).influence(X[:5], y[:5])
+    assert np.mean([np.corrcoef(a, b)[0, 1] for a, b in zip(L, S)]) > 0.99
