@@ -20,10 +20,17 @@ def _overrides(method, name):
 
 def _streams(method):
     """Whether the method's scores are the base class's sum over settings
-    (or it supplies its own chunk hooks), so they can be produced chunk by
-    chunk; others (FastIF's candidate sets, NewtonLOO's corrections) give
-    their matrix whole."""
-    return hasattr(method, "_stream_queries") or not _overrides(method, "influence")
+    (or it supplies its own chunk hooks ``_stream_queries`` and
+    ``_chunk_scores``), so they can be produced chunk by chunk; others
+    (FastIF's candidate sets, NewtonLOO's corrections) give their matrix
+    whole, one block of query rows at a time."""
+    if hasattr(method, "_stream_queries"):
+        return True
+    return not any(
+        _overrides(method, name)
+        for name in ("influence", "_influence")
+        if hasattr(BaseInfluenceMethod, name)
+    )
 
 
 def _prepared(method, ctx):
@@ -152,7 +159,8 @@ def stream_influence(method, ctx, query, reducer=None):
             )
             for c in range(len(method.param_sets_))
         ]
-    m, n = queries[0].n, wctx.n_train
+    first = queries[0]
+    m, n = (first.n if hasattr(first, "n") else first.shape[0]), wctx.n_train
     dtype, device = wctx.view.dtype, wctx.view.device
     reducer.start(m, n, device=device, dtype=dtype)
     custom = hasattr(method, "_chunk_scores")

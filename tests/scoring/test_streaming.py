@@ -231,3 +231,23 @@ def test_bfloat16_on_cuda_keeps_the_ranking():
     S = ref.fit(X, y).influence(X[:5], y[:5])
     L = low.fit(X, y).influence(X[:5], y[:5])
     assert np.mean([np.corrcoef(a, b)[0, 1] for a, b in zip(L, S)]) > 0.99
+
+
+@pytest.mark.parametrize(
+    "method, streams",
+    [
+        (TracIn(), True),
+        (IPEnsemble(), True),
+        (InfluenceFunction(), True),
+        (InfluenceFunction(solver="arnoldi"), True),
+        (InfluenceFunction(solver="ekfac"), True),
+        (FastIF(), False),
+        (NewtonLOO(), False),
+    ],
+)
+def test_which_methods_stream_chunk_by_chunk(method, streams):
+    # FastIF scores candidate sets per query and NewtonLOO corrects whole
+    # rows; they hand over one block of query rows at a time instead.
+    from skinfluence.scoring._stream import _streams
+
+    assert _streams(method) is streams
