@@ -173,12 +173,15 @@ class BaseInfluenceMethod(BaseEstimator):
         # Cache only if the training gradients of every setting fit.
         if train_cache_bytes(ctx) * len(self.param_sets_) <= CACHE_BUDGET:
             identity = self._identity_self()
-            parts, norms = [], []
-            for _, G in ctx.train_chunks(params):
-                parts.append(G)
-                if identity:
-                    norms.append(G.sq_norms())
-            self._train_cache[c] = RowGrads.cat(parts)
+            norms = []
+
+            def chunks():
+                for sl, G in ctx.train_chunks(params):
+                    if identity:
+                        norms.append(G.sq_norms())
+                    yield sl, G
+
+            self._train_cache[c] = RowGrads.assemble(chunks(), ctx.n_train)
             if identity:
                 self._self_cache[c] = torch.cat(norms)
 

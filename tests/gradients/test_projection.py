@@ -160,3 +160,25 @@ def test_split_and_allocate():
     assert kr <= 9 and kc <= 13 and 20 <= kr * kc <= 30
     ks = _allocate(100, [10, 1000, 1000], [5.0, 1.0, 1.0])
     assert ks[0] == 10 and ks[1] == ks[2] == 45
+
+
+def test_assemble_equals_cat():
+    from skinfluence.gradients import RowGrads
+
+    view, layout, X, T = _problem()
+    X, T = X[:30], T[:30]
+    parts = [
+        (
+            slice(s, min(30, s + 7)),
+            row_gradients(view, layout, X[s : s + 7], T[s : s + 7]),
+        )
+        for s in range(0, 30, 7)
+    ]
+    whole = RowGrads.assemble(iter(parts), 30)
+    torch.testing.assert_close(
+        whole.materialise(), RowGrads.cat([g for _, g in parts]).materialise()
+    )
+    flat = RowGrads.assemble(
+        ((sl, RowGrads.from_flat(layout, g.materialise())) for sl, g in parts), 30
+    )
+    torch.testing.assert_close(flat.flat, whole.materialise())
