@@ -1,7 +1,13 @@
 """Per-row gradients (factorised for Linear layers), their random projection,
 Hessian products."""
 
-from ._engine import default_chunk, iter_row_gradients, row_gradients, total_gradient
+from ._engine import (
+    default_chunk,
+    iter_row_gradients,
+    row_gradients,
+    row_work_bytes,
+    total_gradient,
+)
 from ._hessian import HessianProblem
 from ._layout import LinearGroup, ParamLayout
 from ._projection import GradientProjection, ProjectedLayout
@@ -19,5 +25,6 @@ __all__ = [
     "default_chunk",
     "iter_row_gradients",
     "row_gradients",
+    "row_work_bytes",
     "total_gradient",
 ]

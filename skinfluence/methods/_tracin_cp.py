@@ -170,9 +170,5 @@ class TracInCP(BaseInfluenceMethod):
         self.checkpoints = checkpoints
         self.projection_dim = projection_dim
 
-    def fit(self, ctx):
-        self._validate_params()
-        return super().fit(ctx)
-
     def _param_sets(self, ctx):
         return checkpoint_params(ctx, self.checkpoints)

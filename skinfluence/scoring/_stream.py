@@ -7,7 +7,6 @@ import torch
 
 from ..gradients import row_gradients
 from ..methods import BaseInfluenceMethod
-from ..utils._torch import chunk_size
 from ._parallel import map_chunks
 from ._reducers import Dense, Diagonal
 
@@ -166,7 +165,7 @@ def stream_influence(method, ctx, query, reducer=None):
     custom = hasattr(method, "_chunk_scores")
     if custom or _cached(method):
         itemsize = torch.tensor([], dtype=dtype).element_size()
-        step = _rows_for(wctx, 3 * m * itemsize)
+        step = wctx.budget.rows_for(3 * m * itemsize)
         streams = [
             method._train_chunks(wctx, c, step) for c in range(len(method.param_sets_))
         ]
@@ -226,10 +225,3 @@ def _run(shared, ctx, reducer, desc):
             reducer.merge(sl, part)
             bar.update(sl.stop - sl.start)
     return reducer.result()
-
-
-def _rows_for(ctx, bytes_per_row):
-    budget = getattr(ctx, "budget", None)
-    if budget is not None:
-        return budget.rows_for(bytes_per_row)
-    return chunk_size(bytes_per_row)

@@ -47,17 +47,14 @@ def client():
 
 @pytest.fixture(scope="module")
 def problem():
-    import skinfluence.methods._base as base
-
     rng = np.random.default_rng(0)
     X = rng.normal(size=(600, 6))
     y = (X[:, 0] - X[:, 1] > 0).astype(int)
     est = MLPClassifier((8,), max_iter=30, random_state=0)
-    old, base.CACHE_BUDGET = base.CACHE_BUDGET, 0  # recompute chunks: tasks
-    try:
-        scorer = InfluenceScorer(est, batch_size=50, random_state=0).fit(X, y)
-    finally:
-        base.CACHE_BUDGET = old
+    # A budget below the cache's size: chunks are recomputed, as tasks.
+    scorer = InfluenceScorer(
+        est, batch_size=50, memory_budget=2**15, random_state=0
+    ).fit(X, y)
     assert not scorer.method_._train_cache
     return scorer, X, y
 

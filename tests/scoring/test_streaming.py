@@ -77,10 +77,10 @@ def test_top_k_and_memmap_equal_the_dense_matrix(method, make, tmp_path):
 
 @pytest.mark.parametrize("cached", [True, False])
 def test_threads_and_recomputed_chunks_equal_cached_sequential(cached, monkeypatch):
-    import skinfluence.methods._base as base
+    from skinfluence.utils._torch import MemoryBudget
 
     if not cached:
-        monkeypatch.setattr(base, "CACHE_BUDGET", 0)
+        monkeypatch.setattr(MemoryBudget, "can_cache", lambda self, nbytes: False)
     X, y = _data(n=150)
     kw = dict(dtype="float64", batch_size=16)
     ref = InfluenceScorer(LogisticRegression(), **kw).fit(X, y)
@@ -143,10 +143,11 @@ def test_top_k_and_out_errors(tmp_path):
 
 
 def test_interrupted_scoring_leaves_no_file(tmp_path, monkeypatch):
-    import skinfluence.methods._base as base
     import skinfluence.scoring._reducers as reducers
+    from skinfluence.utils._torch import MemoryBudget
 
-    monkeypatch.setattr(base, "CACHE_BUDGET", 0)  # five chunks of 16 rows
+    # No cache: five chunks of 16 rows computed afresh.
+    monkeypatch.setattr(MemoryBudget, "can_cache", lambda self, nbytes: False)
     X, y = _data()
     scorer = InfluenceScorer(LogisticRegression(), batch_size=16).fit(X, y)
     calls = {"n": 0}
@@ -251,3 +252,21 @@ def test_which_methods_stream_chunk_by_chunk(method, streams):
     from skinfluence.scoring._stream import _streams
 
     assert _streams(method) is streams
+
+
+def test_memory_budget_too_small_for_one_row_names_the_minimum():
+    X, y = _data()
+    with pytest.raises(
+        ValueError, match=r"memory_budget=100 bytes is too small.*minimum is"
+    ):
+        InfluenceScorer(LogisticRegression(), memory_budget=100).fit(X, y)
+    # The minimum it names is enough.
+    with pytest.raises(ValueError) as err:
+        InfluenceScorer(LogisticRegression(), memory_budget=100).fit(X, y)
+    least = int(str(err.value).split("minimum is ")[1].split(" ")[0])
+    scorer = InfluenceScorer(LogisticRegression(), memory_budget=least).fit(X, y)
+    np.testing.assert_allclose(
+        scorer.influence(X[:3], y[:3]),
+        InfluenceScorer(LogisticRegression()).fit(X, y).influence(X[:3], y[:3]),
+        rtol=1e-5,
+    )
