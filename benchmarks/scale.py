@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _speedkit  # noqa: E402
 from _speedkit import format_table, launch_worker, machine_line, make_module  # noqa: E402
 
 SCRIPT = os.path.abspath(__file__)
@@ -105,8 +106,9 @@ def write_problem(args, workdir):
         json.dump(meta, f)
 
 
-class Data:
-    """The first ``n`` training rows (memory-mapped) and the query rows."""
+class Data(_speedkit.Data):
+    """The first ``n`` training rows (memory-mapped) and the query rows; the
+    model as in ``_speedkit``."""
 
     def __init__(self, workdir, n):
         with open(os.path.join(workdir, "meta.json")) as f:
@@ -116,22 +118,6 @@ class Data:
         self.Xq = np.load(os.path.join(workdir, "Xq.npy"))
         self.yq = np.load(os.path.join(workdir, "yq.npy"))
         self.checkpoint = os.path.join(workdir, "model.pt")
-
-    def module(self):
-        m = self.meta
-        module = make_module(m["n_features"], m["hidden"], m["n_classes"])
-        module.load_state_dict(torch.load(self.checkpoint))
-        return module.eval()
-
-    def skorch_net(self):
-        from skorch import NeuralNetClassifier
-
-        return NeuralNetClassifier(
-            self.module(),
-            criterion=torch.nn.CrossEntropyLoss,
-            train_split=None,
-            verbose=0,
-        ).initialize()
 
     def last_weight(self):
         return [f"{2 * len(self.meta['hidden'])}.weight"]
