@@ -12,7 +12,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import ClassifierTags, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import models
@@ -333,12 +333,8 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         X, y = validate_data(
             self, X, y, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=2
         )
-        if type_of_target(y) not in ("binary", "multiclass"):
-            check_classification_targets(y)
-            raise ValueError(
-                f"y must hold class labels (got {type_of_target(y)!r} targets); "
-                "InfluenceFineTuner corrects classification errors."
-            )
+        # scikit-learn's own message for continuous or multilabel targets.
+        check_classification_targets(y)
         classes = np.unique(y)
         if len(classes) < 2:
             raise ValueError(
