@@ -12,11 +12,17 @@ import torch
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
-from ..gradients import RowGrads, iter_row_gradients, row_gradients, total_gradient
+from ..gradients import (
+    Query,
+    RowGrads,
+    iter_row_gradients,
+    row_gradients,
+    total_gradient,
+)
 from ..gradients._engine import default_chunk
 from ..utils._torch import chunk_size
 
-__all__ = ["BaseInfluenceMethod", "InfluenceContext", "Query", "train_cache_bytes"]
+__all__ = ["BaseInfluenceMethod", "InfluenceContext", "train_cache_bytes"]
 
 # Training gradients are cached when they take at most this many bytes;
 # larger ones are recomputed chunk by chunk for every query block.
@@ -30,26 +36,6 @@ def train_cache_bytes(ctx):
         * ctx.layout.factor_width
         * ctx.view.params[ctx.layout.names[0]].element_size()
     )
-
-
-@dataclass
-class Query:
-    """What the query gradient measures.
-
-    ``measure(output, target) -> (m,)`` per row (defaults to the training
-    loss); ``weights`` multiply it per row; ``aggregate=True`` sums the
-    weighted measurement over all rows into a single query vector.
-    """
-
-    X: torch.Tensor
-    T: torch.Tensor
-    measure: object = None
-    weights: torch.Tensor = None
-    aggregate: bool = False
-    transform: object = None  # optional ``transform(view, params, X, T) -> X'``
-    # Rows per pass of an aggregated gradient; a set-level measurement that
-    # does not decompose over rows sets it to the number of rows.
-    chunk: int = None
 
 
 @dataclass

@@ -7,7 +7,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch.func import grad, jvp, vmap
 
 from ..exceptions import UnsupportedEstimatorError
-from ..gradients import HessianProblem
+from ..gradients import HessianProblem, Query
 from ._base import BaseInfluenceMethod
 from .ihvp import ExactSolver
 
@@ -241,8 +241,6 @@ class NewtonLOO(BaseInfluenceMethod):
     def self_influence(self, ctx, X=None, T=None):
         dtype = ctx.view.dtype
         if X is not None:
-            from ._base import Query
-
             Q = ctx.query_grads(Query(X, T))
             M = Q.materialise().to(torch.float64)
             return ((M @ self._h_inv) * M).sum(1).to(dtype)
