@@ -5,23 +5,27 @@ import numbers
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    MetaEstimatorMixin,
+    _fit_context,
+)
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import ClassifierTags, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import models
-from ..base import ENGINE_PARAMETER_CONSTRAINTS
 from ..exceptions import SkinfluenceWarning, UnsupportedEstimatorError
-from ..methods import BaseInfluenceMethod
-from ..methods._registry import METHODS
+from ..methods import BaseInfluenceMethod, get_method
 from ..utils._torch import seeded_torch
-from ._scorer import InfluenceScorer, _check_2d
+from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer, _check_2d
 
 __all__ = ["InfluenceFineTuner"]
 
@@ -249,8 +253,10 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "estimator": [None, object],
-        "method": [StrOptions(set(METHODS)), BaseInfluenceMethod],
+        "estimator": [None, HasMethods(["fit"]), torch.nn.Module],
+        # Names are checked when fitting, so that names registered after
+        # import are accepted.
+        "method": [str, BaseInfluenceMethod],
         "n_rows": [
             Interval(numbers.Integral, 1, None, closed="left"),
             Interval(numbers.Real, 0, 1, closed="right"),
@@ -306,6 +312,7 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, X_val=None, y_val=None, X_pool=None, y_pool=None, **fit_params):
         """Fit the model, then fine-tune a copy on the rows that help most.
 
@@ -327,8 +334,8 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         -------
         self : InfluenceFineTuner
         """
-        self._validate_params()
         kind = check_fine_tunable(self.estimator)
+        get_method(self.method)  # an unknown name fails before any fitting
         _check_2d(X, y)
         X, y = validate_data(
             self, X, y, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=2

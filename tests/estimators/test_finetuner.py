@@ -245,6 +245,8 @@ def test_bad_input(data, fitted_mlp):
         tuner.fit(X, np.zeros(len(y), dtype=int), X_val=Xv, y_val=yv)
     with pytest.raises(ValueError, match="y has 139 rows but X has 140"):
         tuner.fit(X, y[:-1], X_val=Xv, y_val=yv)
+    with pytest.raises(ValueError, match="not a known method"):
+        clone(tuner).set_params(method="nope").fit(X, y, X_val=Xv, y_val=yv)
     for name, value in [
         ("n_steps", 0),
         ("lr", -1.0),
