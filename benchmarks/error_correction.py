@@ -128,8 +128,9 @@ def main(argv=None):
         f"pool/test rows and {1 - args.agreement:.0%} of challenge/validation rows; "
         f"{args.n_train} training, {args.n_pool} pool, 2000 test, 2000 challenge, 100 "
         f"validation rows. Model: the default skorch MLP. InfluenceFineTuner "
-        f"method={args.method or defaults['method']!r}, n_steps={defaults['n_steps']}, "
-        f"lr={defaults['lr']:g}; every row fine-tunes with these settings."
+        f"method={args.method or defaults['method']!r}, n_rows={defaults['n_rows']}, "
+        f"n_steps={defaults['n_steps']}, lr={defaults['lr']:g}, "
+        f"n_rounds={defaults['n_rounds']}; every row fine-tunes with these settings."
     )
     results, t0 = [], time.time()
     for seed in seeds:

@@ -159,18 +159,19 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         naming these. ``None`` is the package's small skorch MLP.
     method : str or method object, default="tracin"
         Influence method, any name in ``skinfluence.METHODS`` or a method
-        object. The default measured best on the tuning spread (see Notes).
-    n_rows : int >= 1 or float in (0, 1], default=0.05
+        object (``method=FastIF(n_neighbors=...)`` etc.). The default
+        measured best on the tuning spread (see Notes).
+    n_rows : int >= 1 or float in (0, 1], default=0.1
         Rows fine-tuned on per round: a count, or a fraction of the
         candidate rows (at least one row).
-    n_steps : int >= 1, default=10
+    n_steps : int >= 1, default=5
         Full-batch fine-tuning steps per round.
-    lr : float > 0, default=1e-3
+    lr : float > 0, default=7e-4
         Step size of the fine-tuning optimizer: a fresh optimizer of the
         model's own kind (a skorch net's ``optimizer``, an MLP's ``solver``);
         for ``SGDClassifier``, whose updates go row by row, the constant
         step ``lr / n_rows`` per row.
-    n_rounds : int >= 1, default=1
+    n_rounds : int >= 1, default=3
         Rounds of scoring and fine-tuning; stops early once no validation
         row is wrong.
     pool : {"train", "pool"}, default="train"
@@ -225,11 +226,36 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     Notes
     -----
-    Defaults were chosen on a spread of spurious-correlation problems (the
-    generator of ``benchmarks/error_correction.py`` at other correlation
-    strengths, other seeds and three MLP sizes, never the benchmark's own
-    cells) by the challenge-set gain over fine-tuning on random rows, with
-    in-distribution accuracy kept within a point of the original.
+    **How the defaults were chosen.** On a spread of nine spurious-feature
+    problems (the generator of ``benchmarks/error_correction.py`` with the
+    spurious feature agreeing with the label on 80%, 85% or 95% of rows,
+    1000 or 2000 training rows, the default MLP with 32, 64 or 128 hidden
+    units, seeds 100-108; never the benchmark's own cells), every
+    combination of ``n_rows`` (2%, 5%, 10%), ``n_steps`` (3-30), ``lr``
+    (1e-4 to 1e-2), ``n_rounds`` (1-3) and method was scored by its
+    challenge-set gain, keeping only those that lowered in-distribution
+    accuracy by at most one point on *every* problem. Fine-tuning trades
+    in-distribution accuracy for challenge accuracy along the step budget
+    ``n_rounds * n_steps * lr``; re-scoring between rounds buys more gain
+    per point of test accuracy. Mean over the nine problems, in points:
+
+    ======================================  ==========  ======  ==========
+    setting                                  challenge   test   worst test
+    ======================================  ==========  ======  ==========
+    defaults (TracIn, 3 x 5 steps, 7e-4)       +2.9      -0.6     -0.9
+    TracIn, 1 round of 5 steps, 1.5e-3         +1.8      -0.4     -0.7
+    TracIn, 2 rounds of 5 steps, 1.5e-3        +3.7      -0.6     -1.1
+    FastIF, 1 round of 5 steps, 2e-3           +2.5      -0.5     -0.9
+    FastIF, 2 rounds of 5 steps, 1.5e-3        +3.7      -0.6     -1.1
+    influence function (damping 0.1), 1 x 5    +2.6      -0.3     -0.8
+    random rows, 1 round of 5 steps, 7e-4      -0.1      +0.1     -0.4
+    random rows, 1 round of 5 steps, 2e-3      -0.4      -0.0     -0.7
+    ======================================  ==========  ======  ==========
+
+    FastIF and the influence function select about as well as TracIn here
+    but cost 50-500 times more per round (a LiSSA recursion of depth 1000;
+    an exact Hessian, whose size grows with the square of the parameter
+    count), so TracIn, which costs one gradient pass, is the default.
 
     References
     ----------
@@ -246,8 +272,8 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     >>> X = X.astype(np.float32)
     >>> tuner = InfluenceFineTuner(random_state=0)
     >>> tuner = tuner.fit(X[:200], y[:200], X_val=X[200:250], y_val=y[200:250])
-    >>> tuner.selected_rows_.shape
-    (1, 10)
+    >>> tuner.selected_rows_.shape[1]  # 10% of the 200 training rows per round
+    20
     >>> bool(tuner.score(X[250:], y[250:]) > 0.7)
     True
     """
@@ -275,10 +301,10 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         estimator=None,
         *,
         method="tracin",
-        n_rows=0.05,
-        n_steps=10,
-        lr=1e-3,
-        n_rounds=1,
+        n_rows=0.1,
+        n_steps=5,
+        lr=7e-4,
+        n_rounds=3,
         pool="train",
         validation_rows="errors",
         validation_fraction=0.2,
@@ -365,6 +391,15 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
         val_y_model = self._to_model_labels(y_val, "y_val")
         cand_y_model = self._to_model_labels(y_cand, "y_pool")
+        missing = np.setdiff1d(self.classes_, y_cand)
+        if kind == "skorch" and len(missing):
+            # The scorer of a fitted skorch net learns the order of its
+            # outputs from the labels it is given.
+            raise ValueError(
+                f"y_pool has no row of class(es) {missing.tolist()}; with a skorch "
+                "net the pool must hold at least one row of every class "
+                f"{self.classes_.tolist()}."
+            )
         selected, influence, n_errors = [], [], []
         for _ in range(self.n_rounds):
             wrong = self._model_predict(model, X_val) != val_y_model

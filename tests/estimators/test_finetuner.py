@@ -57,7 +57,13 @@ def test_selected_rows_are_the_top_of_the_scorers_aggregated_influence(
     frozen = FrozenEstimator(fitted_mlp)
     extra = {"X_pool": Xp, "y_pool": yp} if pool == "pool" else {}
     tuner = InfluenceFineTuner(
-        frozen, method=method, n_rows=7, n_steps=2, pool=pool, dtype="float64"
+        frozen,
+        method=method,
+        n_rows=7,
+        n_steps=2,
+        n_rounds=1,
+        pool=pool,
+        dtype="float64",
     ).fit(X, y, X_val=Xv, y_val=yv, **extra)
     Xc, yc = (Xp, yp) if pool == "pool" else (X, y)
     wrong = fitted_mlp.predict(Xv) != yv
@@ -78,7 +84,12 @@ def test_skorch_fine_tuning_matches_plain_torch_adam_steps(data, fitted_net):
     X, y, Xv, yv, _, _ = data
     before = _state(fitted_net)
     tuner = InfluenceFineTuner(
-        FrozenEstimator(fitted_net), n_rows=12, n_steps=3, lr=5e-3, random_state=0
+        FrozenEstimator(fitted_net),
+        n_rows=12,
+        n_steps=3,
+        lr=5e-3,
+        n_rounds=1,
+        random_state=0,
     ).fit(X, y, X_val=Xv, y_val=yv)
     rows = tuner.selected_rows_[0]
     module = copy.deepcopy(fitted_net.module_)
@@ -105,7 +116,7 @@ def test_helpful_rows_lower_the_failing_rows_loss(data):
     sgd = SGDClassifier(loss="log_loss", alpha=1e-3, random_state=0).fit(X, y)
     wrong = sgd.predict(Xv) != yv
     tuner = InfluenceFineTuner(
-        FrozenEstimator(sgd), n_rows=10, n_steps=1, lr=1e-3, dtype="float64"
+        FrozenEstimator(sgd), n_rows=10, n_steps=1, lr=1e-3, n_rounds=1, dtype="float64"
     ).fit(X, y, X_val=Xv, y_val=yv)
     loss = lambda m: log_loss(yv[wrong], m.predict_proba(Xv[wrong]), labels=[0, 1])  # noqa: E731
     assert loss(tuner.estimator_) < loss(sgd)
@@ -231,6 +242,10 @@ def test_bad_input(data, fitted_mlp):
     pooled = clone(tuner).set_params(pool="pool")
     with pytest.raises(ValueError, match="n_rows=81 is larger than the 80"):
         pooled.set_params(n_rows=81).fit(X, y, X_val=Xv, y_val=yv, X_pool=Xp, y_pool=yp)
+    with pytest.raises(ValueError, match=r"y_pool has no row of class\(es\) \[1\]"):
+        InfluenceFineTuner(n_rows=5, pool="pool").fit(
+            X, y, X_val=Xv, y_val=yv, X_pool=Xp[yp == 0], y_pool=yp[yp == 0]
+        )
     with pytest.raises(ValueError, match="y_pool is missing"):
         pooled.fit(X, y, X_val=Xv, y_val=yv, X_pool=Xp)
     with pytest.raises(ValueError, match="X_pool is missing"):
