@@ -191,6 +191,9 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     dtype : {"float32", "float64"}, default="float32"
     batch_size : int or None, default=None
         Rows per chunk of per-row gradient work.
+    memory_budget : int or None, default=None
+        Bytes the influence computations may hold at once (see
+        :class:`InfluenceScorer`).
     random_state : int, RandomState or None, default=None
         Seeds the validation split, the model's training and the method.
     verbose : int, default=0
@@ -312,6 +315,7 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         device="auto",
         dtype="float32",
         batch_size=None,
+        memory_budget=None,
         random_state=None,
         verbose=0,
     ):
@@ -328,6 +332,7 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self.device = device
         self.dtype = dtype
         self.batch_size = batch_size
+        self.memory_budget = memory_budget
         self.random_state = random_state
         self.verbose = verbose
 
@@ -466,6 +471,7 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             device=self.device,
             dtype=self.dtype,
             batch_size=self.batch_size,
+            memory_budget=self.memory_budget,
             random_state=seed,
             verbose=self.verbose,
         )
