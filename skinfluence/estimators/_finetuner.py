@@ -197,6 +197,8 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     random_state : int, RandomState or None, default=None
         Seeds the validation split, the model's training and the method.
     verbose : int, default=0
+        Print each round's validation errors (and show the method's
+        progress bars) when > 0.
 
     Attributes
     ----------
@@ -406,9 +408,14 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                 f"{self.classes_.tolist()}."
             )
         selected, influence, n_errors = [], [], []
-        for _ in range(self.n_rounds):
+        for round_ in range(self.n_rounds):
             wrong = self._model_predict(model, X_val) != val_y_model
             n_errors.append(int(wrong.sum()))
+            if self.verbose:
+                print(
+                    f"[InfluenceFineTuner] round {round_ + 1}/{self.n_rounds}: "
+                    f"{int(wrong.sum())} of {len(wrong)} validation rows wrong"
+                )
             if not wrong.any():
                 break
             rows = wrong if self.validation_rows == "errors" else slice(None)

@@ -159,6 +159,16 @@ def test_rounds_rescore_and_record_errors(data, fitted_net):
         assert not np.allclose(tuner.influence_[0], tuner.influence_[1])
 
 
+def test_verbose_reports_each_round(data, fitted_mlp, capsys):
+    X, y, Xv, yv, _, _ = data
+    InfluenceFineTuner(
+        FrozenEstimator(fitted_mlp), n_rows=5, n_rounds=2, verbose=1
+    ).fit(X, y, X_val=Xv, y_val=yv)
+    out = capsys.readouterr().out
+    wrong = (fitted_mlp.predict(Xv) != yv).sum()
+    assert f"round 1/2: {wrong} of {len(yv)} validation rows wrong" in out
+
+
 def test_heldout_split_indexes_rows_of_X(data):
     X, y = data[0], data[1]
     tuner = InfluenceFineTuner(
