@@ -117,9 +117,9 @@ def train_mlp(X, y, seed, folder, epochs=20, every=5, sgd=False):
     return model, paths
 
 
-def run_captum(X, y, seed):
-    from captum.influence import TracInCP
-
+def _captum_self_influence(X, y, seed, build):
+    """Captum self-influence over the detector MLP's checkpoints;
+    ``build(model, data, paths, load)`` makes the Captum object."""
     with tempfile.TemporaryDirectory() as folder:
         model, paths = train_mlp(X, y, seed, folder)
 
@@ -130,7 +130,15 @@ def run_captum(X, y, seed):
         data = torch.utils.data.TensorDataset(
             torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.long)
         )
-        tracin = TracInCP(
+        tracin = build(model, data, paths, load)
+        return tracin.self_influence(show_progress=False).detach().numpy()
+
+
+def run_captum(X, y, seed):
+    from captum.influence import TracInCP
+
+    def build(model, data, paths, load):
+        return TracInCP(
             model,
             data,
             paths,
@@ -139,23 +147,15 @@ def run_captum(X, y, seed):
             batch_size=256,
             sample_wise_grads_per_batch=True,
         )
-        return tracin.self_influence(show_progress=False).detach().numpy()
+
+    return _captum_self_influence(X, y, seed, build)
 
 
 def run_captum_fast(X, y, seed):
     from captum.influence import TracInCPFast
 
-    with tempfile.TemporaryDirectory() as folder:
-        model, paths = train_mlp(X, y, seed, folder)
-
-        def load(net, path):
-            net.load_state_dict(torch.load(path))
-            return 0.01
-
-        data = torch.utils.data.TensorDataset(
-            torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.long)
-        )
-        tracin = TracInCPFast(
+    def build(model, data, paths, load):
+        return TracInCPFast(
             model,
             model.net[-1],
             data,
@@ -164,7 +164,8 @@ def run_captum_fast(X, y, seed):
             loss_fn=torch.nn.CrossEntropyLoss(reduction="sum"),
             batch_size=256,
         )
-        return tracin.self_influence(show_progress=False).detach().numpy()
+
+    return _captum_self_influence(X, y, seed, build)
 
 
 def _row_loss(model, X, y):

@@ -19,7 +19,6 @@ from ._base import (
     FinalEstimatorMixin,
     ResamplerMixin,
     check_row_metadata,
-    fit_scorer,
     protect_classes,
     shuffled_cv,
 )
@@ -518,17 +517,8 @@ class InfluentialSubsetSelector(
         if self.final_estimator is not None:
             model = clone(self.final_estimator).fit(X[keep], y[keep])
         else:
-            model = fit_scorer(
-                self.estimator,
-                X[keep],
-                y[keep],
-                seed,
-                method=self.method,
-                parameters=self.parameters,
-                device=self.device,
-                dtype=self.dtype,
-                batch_size=self.batch_size,
-            )
+            # Seeded alike for every drop compared on a fold: a paired test.
+            model = self._fit_scorer(X[keep], y[keep], np.random.RandomState(seed))
         pred = model.predict(X[val])
         if classifier:
             return (pred != y[val]).astype(float)
