@@ -152,12 +152,13 @@ class InfluentialSubsetSelector(
     row with a wrong label has a large loss and its gradient dominates the
     summed validation gradient ``g_val = sum_q g_q``; the training rows that
     "help" it are other mislabeled rows, and dropping the rows that hurt
-    ``g_val`` then keeps them. Two settings address this:
+    ``g_val`` then keeps them. Both defaults address this:
 
     - ``objective=LossObjective(trim=rho)`` measures the trimmed loss
       ``sum_{q in S} l_q``, ``S`` the validation rows outside the fraction
-      ``rho`` of highest loss under the validation model [2]_, [3]_; set
-      ``rho`` near the expected fraction of wrong labels;
+      ``rho`` of highest loss under the validation model [2]_, [3]_
+      (``objective="auto"`` is ``rho = 0.1``); set ``rho`` near the
+      expected fraction of wrong labels;
     - ``cv=5`` (cross-fitting): every training row is scored by models
       that did not see it as validation, and every row serves as
       validation once, so the scores average over five validation sets
@@ -175,9 +176,9 @@ class InfluentialSubsetSelector(
     summed over the folds, it fixes at least ``max(2, 2 sqrt(d))`` more
     validation rows than it breaks, ``d`` the rows it changes (a paired
     sign test at about two standard errors); among those, the largest gain
-    wins. Noisy validation labels still rank models correctly here: under
-    label noise that does not depend on the model, more validation rows
-    right on average means more test rows right.
+    wins. Noisy validation labels still rank models here: under symmetric
+    label noise below ``1 - 1/n_classes``, the expected accuracy on the
+    noisy labels increases with the accuracy on the true ones.
 
     **How the defaults were chosen.** With ``LogisticRegression`` as the
     estimator and final estimator, on 7 problems off the benchmarks (iris,
