@@ -6,7 +6,7 @@ is a small :class:`~sklearn.base.BaseEstimator` holding its settings; its
 model only through an :class:`InfluenceContext`.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from sklearn.base import BaseEstimator
@@ -41,7 +41,10 @@ def train_cache_bytes(ctx):
 @dataclass
 class InfluenceContext:
     """Everything a method needs: the model view, the parameter layout and
-    the training data (as tensors on the working device)."""
+    the training data (as tensors on the working device), and the model's
+    adapter (:mod:`skinfluence.models`), which refits the model and holds
+    its training checkpoints (``None`` when the model is given as a view
+    alone)."""
 
     view: object
     layout: object
@@ -52,7 +55,7 @@ class InfluenceContext:
     generator: torch.Generator = None
     n_jobs: int = None
     random_state: object = None
-    extra: dict = field(default_factory=dict)
+    adapter: object = None
 
     @property
     def n_train(self):
