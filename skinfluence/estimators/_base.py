@@ -21,6 +21,7 @@ from sklearn.utils.validation import _check_method_params, check_is_fitted
 from ..exceptions import SkinfluenceWarning
 from ..methods import get_method
 from ..models import default_estimator
+from ..utils._torch import draw_seed
 from ._scorer import InfluenceScorer
 
 __all__ = [
@@ -129,7 +130,7 @@ def shuffled_cv(cv, y, classifier, rng):
     :func:`sklearn.model_selection.check_cv`."""
     if isinstance(cv, numbers.Integral):
         kind = StratifiedKFold if classifier else KFold
-        return kind(int(cv), shuffle=True, random_state=rng.randint(2**31 - 1))
+        return kind(int(cv), shuffle=True, random_state=draw_seed(rng))
     return check_cv(cv, y, classifier=classifier)
 
 
@@ -176,12 +177,13 @@ class FinalEstimatorMixin:
             self.estimator,
             X,
             y,
-            int(rng.randint(2**31 - 1)),
+            draw_seed(rng),
             method=self.method,
             parameters=self.parameters,
             device=self.device,
             dtype=self.dtype,
             batch_size=self.batch_size,
+            memory_budget=self.memory_budget,
             verbose=self.verbose,
             **scorer_params,
         )

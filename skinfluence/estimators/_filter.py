@@ -139,6 +139,9 @@ class NoisyLabelFilter(
     dtype : {"float32", "float64"}, default="float32"
     batch_size : int or None, default=None
         Passed to the fold scorers.
+    memory_budget : int or None, default=None
+        Bytes of working memory, passed to the fold scorers; ``None`` is
+        2 GiB.
     random_state : int, RandomState or None, default=None
         Seeds the folds and the fold models' training (global seeds are
         left untouched).
@@ -220,6 +223,7 @@ class NoisyLabelFilter(
         device="auto",
         dtype="float32",
         batch_size=None,
+        memory_budget=None,
         random_state=None,
         verbose=0,
     ):
@@ -236,6 +240,7 @@ class NoisyLabelFilter(
         self.device = device
         self.dtype = dtype
         self.batch_size = batch_size
+        self.memory_budget = memory_budget
         self.random_state = random_state
         self.verbose = verbose
 

@@ -7,8 +7,9 @@ import torch
 from scipy.stats import rankdata
 from sklearn.neighbors import KNeighborsClassifier
 
+from ..utils._torch import MemoryBudget
+
 __all__ = [
-    "BLOCK_ENTRIES",
     "SIGNALS",
     "VOTES",
     "confident_joint_count",
@@ -21,8 +22,6 @@ __all__ = [
 SIGNALS = {"proba", "influence", "neighbors", "input_neighbors", "self_influence"}
 # Probability-like signals, averaged into the cross-fitted class probabilities.
 VOTES = {"proba", "influence", "neighbors", "input_neighbors"}
-# Entries of one block of candidate-label influences (rows x classes x train).
-BLOCK_ENTRIES = 2**23
 
 
 def predicted_proba(scorer, X):
@@ -49,7 +48,11 @@ def influence_vote(scorer, X, n_neighbors, temperature, exclude=None):
     # cosine is then 0.
     norms_train = np.sqrt(np.maximum(scorer.self_influence_, 1e-30))
     k = min(n_neighbors, n_train - (exclude is not None))
-    step = max(1, BLOCK_ENTRIES // (n_classes * n_train))
+    # Rows per block of candidate-label influences (rows x classes x train):
+    # the float64 block, the scorer's own blocks of it and the cosine's
+    # temporaries, about eight copies, in one chunk of the scorer's budget.
+    budget = MemoryBudget(scorer.memory_budget)
+    step = budget.rows_for(8 * 8 * n_classes * n_train)
     out = np.empty((len(X), n_classes))
     for start in range(0, len(X), step):
         rows = slice(start, min(len(X), start + step))

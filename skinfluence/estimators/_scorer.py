@@ -11,7 +11,6 @@ from sklearn.utils import (
     ClassifierTags,
     RegressorTags,
     TransformerTags,
-    check_random_state,
 )
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -28,6 +27,7 @@ from ..gradients import ParamLayout, Query
 from ..methods import BaseInfluenceMethod, InfluenceContext, get_method
 from ..objectives import BaseObjective, get_objective
 from ..utils._torch import (
+    draw_seed,
     make_generator,
     resolve_device,
     resolve_dtype,
@@ -43,6 +43,7 @@ ENGINE_PARAMETER_CONSTRAINTS = {
     "device": [str, torch.device],
     "dtype": [StrOptions({"float32", "float64"})],
     "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+    "memory_budget": [Interval(numbers.Integral, 1, None, closed="left"), None],
     "random_state": ["random_state"],
     "verbose": ["verbose"],
 }
@@ -125,6 +126,10 @@ class InfluenceScorer(BaseEstimator):
     batch_size : int or None, default=None
         Rows per chunk of per-row gradient work; ``None`` sizes chunks from a
         memory budget.
+    memory_budget : int or None, default=None
+        Bytes of working memory: training gradients are cached when they fit
+        in it, and each chunk of work is sized to a quarter of it. ``None``
+        is 2 GiB.
     n_jobs : int or None, default=None
         Parallel jobs for methods that run independent work (e.g. chains).
     random_state : int, RandomState or None, default=None
@@ -200,6 +205,7 @@ class InfluenceScorer(BaseEstimator):
         device="auto",
         dtype="float32",
         batch_size=None,
+        memory_budget=None,
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -212,6 +218,7 @@ class InfluenceScorer(BaseEstimator):
         self.device = device
         self.dtype = dtype
         self.batch_size = batch_size
+        self.memory_budget = memory_budget
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
@@ -288,9 +295,7 @@ class InfluenceScorer(BaseEstimator):
         else:
             y_enc = np.asarray(y, dtype=np.float64)
         method = get_method(self.method)
-        seed = None
-        if self.random_state is not None:
-            seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        seed = None if self.random_state is None else draw_seed(self.random_state)
         adapter.fit(
             X,
             y_enc,
@@ -329,7 +334,10 @@ class InfluenceScorer(BaseEstimator):
         ctx = getattr(self, "_ctx", None)
         if ctx is not None:
             return ctx
-        device = resolve_device(self.device)
+        # Resolved again on first use after unpickling: a scorer fitted on
+        # CUDA works on a machine without it (its tensors were pickled on
+        # the CPU).
+        device = resolve_device(self.device, fallback=True)
         dtype = resolve_dtype(self.dtype)
         view = self._adapter.view(len(self._X_train), device, dtype)
         Xt = torch.tensor(self._X_train, dtype=dtype, device=device)
@@ -341,6 +349,7 @@ class InfluenceScorer(BaseEstimator):
             X=Xt,
             T=Tt,
             batch_size=self.batch_size,
+            memory_budget=self.memory_budget,
             verbose=self.verbose,
             generator=make_generator(self.random_state),
             n_jobs=self.n_jobs,

@@ -12,6 +12,7 @@ from sklearn.utils.validation import validate_data
 
 from ..actions import most_harmful, reweight
 from ..objectives import get_objective
+from ..utils._torch import draw_seed
 from ._base import (
     FinalEstimatorMixin,
     ResamplerMixin,
@@ -81,6 +82,8 @@ class InfluentialSubsetSelector(
     device : str, default="auto"
     dtype : {"float32", "float64"}, default="float32"
     batch_size : int or None, default=None
+    memory_budget : int or None, default=None
+        Bytes of working memory of the scorers; ``None`` is 2 GiB.
     random_state : int, RandomState or None, default=None
         Seeds the split, the folds and the models' training.
     verbose : int, default=0
@@ -185,6 +188,7 @@ class InfluentialSubsetSelector(
         device="auto",
         dtype="float32",
         batch_size=None,
+        memory_budget=None,
         random_state=None,
         verbose=0,
     ):
@@ -201,6 +205,7 @@ class InfluentialSubsetSelector(
         self.device = device
         self.dtype = dtype
         self.batch_size = batch_size
+        self.memory_budget = memory_budget
         self.random_state = random_state
         self.verbose = verbose
 
@@ -365,7 +370,7 @@ class InfluentialSubsetSelector(
             idx,
             test_size=self.validation_fraction,
             stratify=y if classification else None,
-            random_state=rng.randint(2**31 - 1),
+            random_state=draw_seed(rng),
         )
         return np.sort(train), np.sort(val)
 

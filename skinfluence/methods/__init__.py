@@ -12,6 +12,7 @@ from ._tracin_cp import TracInCP
 from .ihvp import (
     SOLVERS,
     ArnoldiSolver,
+    BaseSolver,
     CGSolver,
     EKFACSolver,
     ExactSolver,
@@ -21,6 +22,7 @@ from .ihvp import (
 __all__ = [
     "ArnoldiSolver",
     "BaseInfluenceMethod",
+    "BaseSolver",
     "CGSolver",
     "EKFACSolver",
     "ExactSolver",

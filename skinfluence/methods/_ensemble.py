@@ -5,7 +5,7 @@ import numbers
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ..utils._torch import make_generator
+from ..utils._torch import draw_seed, make_generator
 from ._base import BaseInfluenceMethod
 
 __all__ = ["IPEnsemble"]
@@ -17,10 +17,7 @@ def _local_generator(random_state, ctx):
     if random_state is not None:
         return make_generator(random_state)
     if ctx.generator is not None:
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=ctx.generator))
-        gen = torch.Generator()
-        gen.manual_seed(seed)
-        return gen
+        return make_generator(ctx.generator)
     return make_generator(ctx.random_state)
 
 
@@ -118,10 +115,6 @@ class IPEnsemble(BaseInfluenceMethod):
     def _needs_checkpoints(self):
         return self.kind == "checkpoints"
 
-    def fit(self, ctx):
-        self._validate_params()
-        return super().fit(ctx)
-
     def _param_sets(self, ctx):
         base = ctx.view.params
         sets = [(None, 1.0)]
@@ -140,7 +133,7 @@ class IPEnsemble(BaseInfluenceMethod):
                     "through InfluenceScorer, or choose kind='noise'."
                 )
             for _ in range(self.n_estimators):
-                seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+                seed = draw_seed(gen)
                 refit = ctx.adapter.refit(ctx.X, ctx.T, seed)
                 view = refit.view(ctx.view.n_train, ctx.view.device, ctx.view.dtype)
                 check_matches(view.params, base, "of a refitted model")
