@@ -56,45 +56,41 @@ def _unsupported(estimator):
     )
 
 
+def _skorch_net(task, **settings):
+    """A skorch net of the package's training settings (Adam at lr 0.01, 40
+    epochs of mini-batches of 128 rows in order, every row trained on)."""
+    settings = dict(
+        optimizer=torch.optim.Adam,
+        lr=0.01,
+        max_epochs=40,
+        batch_size=128,
+        train_split=None,
+        verbose=0,
+        iterator_train=BatchLoader,
+        iterator_valid=BatchLoader,
+        **settings,
+    )
+    if task == "classification":
+        return NeuralNetClassifier(criterion=nn.CrossEntropyLoss, **settings)
+    return NeuralNetRegressor(criterion=nn.MSELoss, **settings)
+
+
 def default_estimator(task, n_features=10, n_outputs=2):
     """The small skorch MLP used when ``estimator=None``: one hidden layer of
     64 ReLU units, Adam (lr 0.01, weight decay 1e-4), 40 epochs of
     mini-batches of 128 rows in order, fetched by :class:`BatchLoader`."""
-    common = dict(
+    return _skorch_net(
+        task,
         module=MLPModule,
         module__n_features=n_features,
         module__n_outputs=n_outputs,
-        optimizer=torch.optim.Adam,
-        lr=0.01,
-        max_epochs=40,
-        batch_size=128,
-        train_split=None,
-        verbose=0,
         optimizer__weight_decay=1e-4,
-        iterator_train=BatchLoader,
-        iterator_valid=BatchLoader,
     )
-    if task == "classification":
-        return NeuralNetClassifier(criterion=nn.CrossEntropyLoss, **common)
-    return NeuralNetRegressor(criterion=nn.MSELoss, **common)
 
 
 def wrap_module(module, task):
     """Wrap a bare ``torch.nn.Module`` (copied, never mutated) in a skorch net."""
-    common = dict(
-        module=copy.deepcopy(module),
-        optimizer=torch.optim.Adam,
-        lr=0.01,
-        max_epochs=40,
-        batch_size=128,
-        train_split=None,
-        verbose=0,
-        iterator_train=BatchLoader,
-        iterator_valid=BatchLoader,
-    )
-    if task == "classification":
-        return NeuralNetClassifier(criterion=nn.CrossEntropyLoss, **common)
-    return NeuralNetRegressor(criterion=nn.MSELoss, **common)
+    return _skorch_net(task, module=copy.deepcopy(module))
 
 
 def unwrap(fitted):
