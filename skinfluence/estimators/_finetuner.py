@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .. import models
 from ..exceptions import SkinfluenceWarning, UnsupportedEstimatorError
 from ..methods import BaseInfluenceMethod, get_method
-from ..utils._torch import seeded_torch
+from ..utils._torch import draw_seed, seeded_torch
 from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer, _check_2d
 
 __all__ = ["InfluenceFineTuner"]
@@ -47,19 +47,21 @@ def check_fine_tunable(estimator):
     """
     if estimator is None:
         return "skorch"
-    kind = models.kind_of(estimator)
     inner = models.unwrap(estimator)
+    adapter = models.adapter_for(inner, None)
     name = type(inner).__name__
-    if kind == "skorch" or kind == "torch":
+    if isinstance(adapter, models.SkorchAdapter):
         from skorch import NeuralNetClassifier
 
-        if kind == "skorch" and not isinstance(inner, NeuralNetClassifier):
+        if not isinstance(adapter, models.TorchModuleAdapter) and not isinstance(
+            inner, NeuralNetClassifier
+        ):
             raise UnsupportedEstimatorError(
                 f"{name} is a regressor; InfluenceFineTuner corrects classification "
                 f"errors. Fine-tunable estimators: {FINE_TUNABLE}."
             )
         return "skorch"
-    if kind == "mlp":
+    if isinstance(adapter, models.SklearnMLPAdapter):
         from sklearn.neural_network import MLPClassifier
 
         if not isinstance(inner, MLPClassifier):
@@ -74,7 +76,9 @@ def check_fine_tunable(estimator):
                 f"solver='sgd'. Fine-tunable estimators: {FINE_TUNABLE}."
             )
         return "mlp"
-    if kind == "sgd":
+    from sklearn.linear_model import SGDClassifier
+
+    if isinstance(inner, SGDClassifier):
         return "sgd"
     raise UnsupportedEstimatorError(
         f"{name} cannot be fine-tuned by a few gradient steps: it has no partial_fit "
@@ -96,7 +100,8 @@ def fine_tune(model, kind, X, y, n_steps, lr, random_state=None):
     if kind == "skorch":
         tuned.set_params(lr=lr, batch_size=n, train_split=None)
         tuned.initialize_optimizer()
-        with seeded_torch(random_state):
+        seed = None if random_state is None else draw_seed(random_state)
+        with seeded_torch(seed):
             tuned.partial_fit(X.astype(np.float32), y, epochs=n_steps)
     elif kind == "mlp":
         tuned.set_params(learning_rate_init=lr, batch_size=n)
@@ -206,16 +211,16 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         The fine-tuned copy (the fitted model itself when nothing was wrong).
     base_estimator_ : estimator
         The model before fine-tuning.
-    selected_rows_ : ndarray of shape (n_rounds_, n_rows)
+    selected_rows_ : ndarray of shape (n_rounds\\_, n_rows)
         Candidate-row indices fine-tuned on in each round, most helpful
         first (indices into ``X`` or ``X_pool``; with the held-out split,
         into ``X`` as passed).
-    influence_ : ndarray of shape (n_rounds_, n_candidates)
+    influence_ : ndarray of shape (n_rounds\\_, n_candidates)
         Aggregated influence of every candidate row on the wrong validation
         rows' loss in each round (positive = helpful; ``NaN`` for rows the
         method does not score, e.g. FastIF's non-candidates, and for the
         held-out validation rows of ``X``).
-    n_errors_ : ndarray of shape (n_rounds_ + 1,)
+    n_errors_ : ndarray of shape (n_rounds\\_ + 1,)
         Misclassified validation rows before each round and after the last.
     n_rounds_ : int
         Rounds run.
@@ -244,18 +249,18 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     ``n_rounds * n_steps * lr``; re-scoring between rounds buys more gain
     per point of test accuracy. Mean over the nine problems, in points:
 
-    ======================================  ==========  ======  ==========
-    setting                                  challenge   test   worst test
-    ======================================  ==========  ======  ==========
-    defaults (TracIn, 3 x 5 steps, 7e-4)       +2.9      -0.6     -0.9
-    TracIn, 1 round of 5 steps, 1.5e-3         +1.8      -0.4     -0.7
-    TracIn, 2 rounds of 5 steps, 1.5e-3        +3.7      -0.6     -1.1
-    FastIF, 1 round of 5 steps, 2e-3           +2.5      -0.5     -0.9
-    FastIF, 2 rounds of 5 steps, 1.5e-3        +3.7      -0.6     -1.1
-    influence function (damping 0.1), 1 x 5    +2.6      -0.3     -0.8
-    random rows, 1 round of 5 steps, 7e-4      -0.1      +0.1     -0.4
-    random rows, 1 round of 5 steps, 2e-3      -0.4      -0.0     -0.7
-    ======================================  ==========  ======  ==========
+    =======================================  =========  ====  ==========
+    setting                                  challenge  test  worst test
+    =======================================  =========  ====  ==========
+    defaults (TracIn, 3 x 5 steps, 7e-4)          +2.9  -0.6        -0.9
+    TracIn, 1 round of 5 steps, 1.5e-3            +1.8  -0.4        -0.7
+    TracIn, 2 rounds of 5 steps, 1.5e-3           +3.7  -0.6        -1.1
+    FastIF, 1 round of 5 steps, 2e-3              +2.5  -0.5        -0.9
+    FastIF, 2 rounds of 5 steps, 1.5e-3           +3.7  -0.6        -1.1
+    influence function (damping 0.1), 1 x 5       +2.6  -0.3        -0.8
+    random rows, 1 round of 5 steps, 7e-4         -0.1  +0.1        -0.4
+    random rows, 1 round of 5 steps, 2e-3         -0.4  -0.0        -0.7
+    =======================================  =========  ====  ==========
 
     FastIF and the influence function select about as well as TracIn here
     but cost 50-500 times more per round (a LiSSA recursion of depth 1000;
