@@ -552,6 +552,11 @@ class InfluenceScorer(BaseEstimator):
             query.aggregate = True
             if top_k is not None:
                 return stream_influence(self.method_, ctx, query, TopK(top_k))
+            if path is not None:
+                # A set-level objective: one vector, written like the matrix.
+                with memmap_output(path, (ctx.n_train,), overwrite=overwrite) as arr:
+                    stream_influence(self.method_, ctx, query, Dense(arr[None]))
+                return np.load(path, mmap_mode="r")
             return to_numpy(stream_influence(self.method_, ctx, query))[0]
         n_query, n_train = Xt.shape[0], ctx.n_train
         if path is not None:
