@@ -231,6 +231,11 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     Notes
     -----
+    As the last step of a :class:`~sklearn.pipeline.Pipeline`, ``X_val``
+    and ``X_pool`` reach :meth:`fit` as given, not through the earlier
+    steps; transform them first, or let ``validation_fraction`` hold out
+    transformed rows.
+
     **How the defaults were chosen.** On a spread of nine spurious-feature
     problems (the generator of ``benchmarks/error_correction.py`` with the
     spurious feature agreeing with the label on 80%, 85% or 95% of rows,
