@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..utils._torch import draw_seed, make_generator
 from ._base import BaseInfluenceMethod
+from ._projected import PROJECTION_CONSTRAINT, PROJECTION_DIM_DOC
 
 __all__ = ["IPEnsemble"]
 
@@ -87,6 +88,7 @@ class IPEnsemble(BaseInfluenceMethod):
     random_state : int, RandomState or None, default=None
         Seed of the noise, masks and refits; ``None`` draws one from the
         estimator's ``random_state``. Global seeds are never changed.
+    %(projection_dim)s
 
     Attributes
     ----------
@@ -126,7 +128,10 @@ class IPEnsemble(BaseInfluenceMethod):
         "kind": [StrOptions({"noise", "dropout", "checkpoints", "refits"})],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "random_state": ["random_state"],
+        **PROJECTION_CONSTRAINT,
     }
+
+    __doc__ = __doc__.replace("%(projection_dim)s", PROJECTION_DIM_DOC)
 
     def __init__(
         self,
@@ -136,12 +141,14 @@ class IPEnsemble(BaseInfluenceMethod):
         kind="noise",
         dropout=0.1,
         random_state=None,
+        projection_dim=None,
     ):
         self.n_estimators = n_estimators
         self.sigma = sigma
         self.kind = kind
         self.dropout = dropout
         self.random_state = random_state
+        self.projection_dim = projection_dim
 
     @property
     def _needs_checkpoints(self):

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from ._base import BaseInfluenceMethod
+from ._projected import PROJECTION_CONSTRAINT, PROJECTION_DIM_DOC
 
 __all__ = ["TracInCP", "checkpoint_params"]
 
@@ -119,6 +120,7 @@ class TracInCP(BaseInfluenceMethod):
         net. Otherwise a list of pairs (a dict of named parameter tensors or
         the path of a file saved with ``torch.save``, learning rate), or the
         ``checkpoints_`` list of a fitted ``Checkpoints`` callback.
+    %(projection_dim)s
 
     Attributes
     ----------
@@ -155,12 +157,18 @@ class TracInCP(BaseInfluenceMethod):
     (3, 80)
     """
 
-    _parameter_constraints = {"checkpoints": [None, list, tuple]}
+    __doc__ = __doc__.replace("%(projection_dim)s", PROJECTION_DIM_DOC)
+
+    _parameter_constraints = {
+        "checkpoints": [None, list, tuple],
+        **PROJECTION_CONSTRAINT,
+    }
 
     _needs_checkpoints = True
 
-    def __init__(self, checkpoints=None):
+    def __init__(self, checkpoints=None, *, projection_dim=None):
         self.checkpoints = checkpoints
+        self.projection_dim = projection_dim
 
     def _param_sets(self, ctx):
         return checkpoint_params(ctx, self.checkpoints)
