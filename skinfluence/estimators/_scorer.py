@@ -5,10 +5,8 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.base import BaseEstimator, _fit_context, is_classifier, is_regressor
-from sklearn.frozen import FrozenEstimator
+from sklearn.base import BaseEstimator, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
-from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import (
     ClassifierTags,
     RegressorTags,
@@ -25,7 +23,6 @@ from sklearn.utils.validation import (
 )
 
 from .. import models
-from ..callbacks import add_checkpoints
 from ..gradients import ParamLayout, Query
 from ..methods import BaseInfluenceMethod, InfluenceContext, get_method
 from ..objectives import BaseObjective, get_objective
@@ -38,10 +35,10 @@ from ..scoring import (
     stream_self_influence,
 )
 from ..utils._torch import (
+    draw_seed,
     make_generator,
     resolve_device,
     resolve_dtype,
-    seeded_torch,
     to_numpy,
 )
 
@@ -58,30 +55,6 @@ ENGINE_PARAMETER_CONSTRAINTS = {
     "random_state": ["random_state"],
     "verbose": ["verbose"],
 }
-
-
-def _task_of(estimator):
-    """'classification', 'regression' or None (decide from y)."""
-    if estimator is None or not hasattr(estimator, "get_params"):
-        return None
-    if isinstance(estimator, FrozenEstimator):
-        return _task_of(estimator.estimator)
-    if isinstance(estimator, torch.nn.Module):
-        return None
-    try:
-        from skorch import NeuralNetClassifier, NeuralNetRegressor
-
-        if isinstance(estimator, NeuralNetClassifier):
-            return "classification"
-        if isinstance(estimator, NeuralNetRegressor):
-            return "regression"
-    except ImportError:  # pragma: no cover
-        pass
-    if is_classifier(estimator):
-        return "classification"
-    if is_regressor(estimator):
-        return "regression"
-    return None
 
 
 def _check_2d(X, y=None):
@@ -272,7 +245,9 @@ class InfluenceScorer(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         task = (
-            _task_of(self.estimator) if self.estimator is not None else "classification"
+            models.task_of(self.estimator)
+            if self.estimator is not None
+            else "classification"
         )
         if task == "regression":
             tags.estimator_type = "regressor"
@@ -302,7 +277,7 @@ class InfluenceScorer(BaseEstimator):
         -------
         self : InfluenceScorer
         """
-        task = _task_of(self.estimator)
+        task = models.task_of(self.estimator)
         _check_2d(X, y)
         X, y = validate_data(
             self,
@@ -320,11 +295,11 @@ class InfluenceScorer(BaseEstimator):
                 if kind in ("continuous", "continuous-multioutput")
                 else "classification"
             )
-        self._task = task
         # Fail early on an unavailable device or a bad dtype.
         resolve_device(self.device)
         resolve_dtype(self.dtype)
 
+        adapter = models.adapter_for(self.estimator, task)
         if task == "classification":
             check_classification_targets(y)
             if y.ndim == 2 and y.shape[1] == 1:
@@ -333,51 +308,24 @@ class InfluenceScorer(BaseEstimator):
                 raise ValueError(
                     f"y must be 1-D for classification; got shape {y.shape}."
                 )
-            encoder = LabelEncoder().fit(y)
-            if len(encoder.classes_) < 2:
-                raise ValueError(
-                    f"y has 1 class ({encoder.classes_[0]!r}); influence needs at "
-                    "least two classes. Pass y with two or more classes."
-                )
-            y_enc = encoder.transform(y)
-            n_outputs = len(encoder.classes_)
+            y_enc = adapter.fit_labels(y)
+            self.classes_ = adapter.classes_
         else:
             y_enc = np.asarray(y, dtype=np.float64)
-            n_outputs = 1 if y.ndim == 1 else y.shape[1]
-
-        est, kind = models.prepare(self.estimator, task, X.shape[1], n_outputs)
         method = get_method(self.method)
-        if kind == "skorch":
-            # The copy records its own checkpoints; a frozen net brings its own.
-            if getattr(method, "_needs_checkpoints", 0) and not isinstance(
-                est, FrozenEstimator
-            ):
-                add_checkpoints(est)
-            X_fit = X.astype(np.float32)
-            if task == "classification":
-                y_fit = y_enc.astype(np.int64)
-            else:
-                y_fit = y_enc.astype(np.float32).reshape(len(y_enc), -1)
-            with seeded_torch(self.random_state):
-                est.fit(X_fit, y_fit, **fit_params)
-        else:
-            est.fit(X, y, **fit_params)
-        self.estimator_ = est
-
-        if task == "classification":
-            inner = models.unwrap(est)
-            est_classes = getattr(inner, "classes_", None)
-            if kind == "skorch" or est_classes is None:
-                self.classes_ = encoder.classes_
-                self._skorch_labels = kind == "skorch"
-            else:
-                self.classes_ = np.asarray(est_classes)
-                self._skorch_labels = False
-                y_enc = self._encode_labels(y)
+        seed = None if self.random_state is None else draw_seed(self.random_state)
+        adapter.fit(
+            X,
+            y_enc,
+            seed,
+            record_checkpoints=bool(getattr(method, "_needs_checkpoints", False)),
+            **fit_params,
+        )
+        self._adapter = adapter
+        self.estimator_ = adapter.estimator_
         self._X_train = np.asarray(X)
         self._y_train = y_enc
         self.n_train_ = len(y_enc)
-        self._kind = kind
         self._ctx = None
         ctx = self._context()
         self.method_ = method
@@ -400,18 +348,6 @@ class InfluenceScorer(BaseEstimator):
             )
         return self._self_influence
 
-    def _encode_labels(self, y):
-        y = np.asarray(y)
-        pos = np.searchsorted(self.classes_, y)
-        pos = np.clip(pos, 0, len(self.classes_) - 1)
-        bad = self.classes_[pos] != y
-        if np.any(bad):
-            raise ValueError(
-                f"y contains labels {np.unique(y[bad])[:5].tolist()} unseen in fit; "
-                f"known classes are {self.classes_.tolist()}."
-            )
-        return pos
-
     def _context(self):
         ctx = getattr(self, "_ctx", None)
         if ctx is not None:
@@ -421,7 +357,7 @@ class InfluenceScorer(BaseEstimator):
         # the CPU).
         device = resolve_device(self.device, fallback=True)
         dtype = resolve_dtype(self.dtype)
-        view = models.adapt(self.estimator_, len(self._X_train), device, dtype)
+        view = self._adapter.view(len(self._X_train), device, dtype)
         Xt = torch.tensor(self._X_train, dtype=dtype, device=device)
         Tt = view.encode_target(self._y_train)
         layout = ParamLayout(view, view.select(self.parameters), Xt[:2])
@@ -436,7 +372,7 @@ class InfluenceScorer(BaseEstimator):
             generator=make_generator(self.random_state),
             n_jobs=self.n_jobs,
             random_state=self.random_state,
-            extra={"estimator": self.estimator_},
+            adapter=self._adapter,
         )
         return self._ctx
 
@@ -453,24 +389,14 @@ class InfluenceScorer(BaseEstimator):
         ctx = self._context()
         Xt = torch.tensor(np.asarray(X), dtype=ctx.view.dtype, device=ctx.view.device)
         if y is None:
-            with torch.no_grad():
-                out = ctx.view.forward(Xt)
-            if self._task == "classification":
-                if out.dim() == 1 or out.shape[1] == 1:
-                    T = (out.reshape(-1) > 0).long()
-                else:
-                    T = out.argmax(1)
-            else:
-                T = out.reshape(out.shape[0], -1).detach()
-                T = ctx.view.encode_target(T.cpu().numpy())
-            return ctx, Xt, T
+            return ctx, Xt, self._adapter.query_targets(ctx.view, Xt)
         y = np.asarray(y)
         if len(y) != len(X):
             raise ValueError(
                 f"y has {len(y)} rows but X has {len(X)}; pass one label per query row."
             )
-        if self._task == "classification":
-            T = ctx.view.encode_target(self._encode_labels(y))
+        if self._adapter.task == "classification":
+            T = ctx.view.encode_target(self._adapter.encode_labels(y))
         else:
             y = np.asarray(y, dtype=np.float64)
             if not np.all(np.isfinite(y)):
@@ -651,15 +577,7 @@ class InfluenceScorer(BaseEstimator):
         check_is_fitted(self, "estimator_")
         _check_2d(X)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        if self._kind == "skorch":
-            pred = self.estimator_.predict(X.astype(np.float32))
-            if self._task == "classification":
-                return self.classes_[np.asarray(pred).astype(int)]
-            pred = np.asarray(pred)
-            if self._y_train.ndim == 1 and pred.ndim == 2 and pred.shape[1] == 1:
-                pred = pred[:, 0]
-            return pred
-        return self.estimator_.predict(X)
+        return self._adapter.predict(X)
 
     @available_if(_estimator_has("predict_proba"))
     def predict_proba(self, X):
@@ -667,9 +585,7 @@ class InfluenceScorer(BaseEstimator):
         check_is_fitted(self, "estimator_")
         _check_2d(X)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        if self._kind == "skorch":
-            return self.estimator_.predict_proba(X.astype(np.float32))
-        return self.estimator_.predict_proba(X)
+        return self._adapter.predict_proba(X)
 
     @available_if(_estimator_has("decision_function"))
     def decision_function(self, X):
@@ -682,6 +598,6 @@ class InfluenceScorer(BaseEstimator):
     def score(self, X, y, sample_weight=None):
         """Accuracy (classifiers) or R^2 (regressors) of ``estimator_``."""
         pred = self.predict(X)
-        if self._task == "classification":
+        if self._adapter.task == "classification":
             return accuracy_score(y, pred, sample_weight=sample_weight)
         return r2_score(y, pred, sample_weight=sample_weight)

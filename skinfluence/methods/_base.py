@@ -44,7 +44,10 @@ def train_cache_bytes(ctx):
 @dataclass
 class InfluenceContext:
     """Everything a method needs: the model view, the parameter layout and
-    the training data (as tensors on the working device).
+    the training data (as tensors on the working device), and the model's
+    adapter (:mod:`skinfluence.models`), which refits the model and holds
+    its training checkpoints (``None`` when the model is given as a view
+    alone).
 
     ``batch_size`` and ``memory_budget`` (bytes) make ``budget``, the one
     :class:`~skinfluence.utils._torch.MemoryBudget` that sizes every chunk
@@ -60,7 +63,7 @@ class InfluenceContext:
     generator: torch.Generator = None
     n_jobs: int = None
     random_state: object = None
-    extra: dict = field(default_factory=dict)
+    adapter: object = None
     memory_budget: int = None
     budget: MemoryBudget = field(init=False, repr=False)
     _problem: object = field(default=None, init=False, repr=False)

@@ -2,9 +2,7 @@
 
 import numbers
 
-import numpy as np
 import torch
-from sklearn.base import clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..utils._torch import draw_seed, make_generator
@@ -22,36 +20,6 @@ def _local_generator(random_state, ctx):
     if ctx.generator is not None:
         return make_generator(ctx.generator)
     return make_generator(ctx.random_state)
-
-
-def _refit(estimator, X, T, seed):
-    """A clone of ``estimator`` fitted on the training rows with its own seed.
-
-    scikit-learn estimators get ``random_state=seed``; skorch nets draw their
-    initialisation and shuffling inside ``torch.random.fork_rng``, so the
-    global generator is restored afterwards.
-    """
-    from sklearn.frozen import FrozenEstimator
-
-    from ..models import kind_of, unwrap
-
-    inner = unwrap(estimator) if isinstance(estimator, FrozenEstimator) else estimator
-    est = clone(inner)
-    X_np = X.detach().cpu().numpy()
-    T_np = T.detach().cpu().numpy()
-    if kind_of(est) == "skorch":
-        est.set_params(train_split=None)
-        X_np = X_np.astype(np.float32)
-        T_np = T_np.astype(np.int64 if T_np.dtype.kind in "iu" else np.float32)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            est.fit(X_np, T_np)
-        return est
-    if "random_state" in est.get_params():
-        est.set_params(random_state=seed)
-    if T_np.ndim == 2 and T_np.shape[1] == 1:
-        T_np = T_np[:, 0]
-    return est.fit(X_np, T_np)
 
 
 class IPEnsemble(BaseInfluenceMethod):
@@ -165,20 +133,18 @@ class IPEnsemble(BaseInfluenceMethod):
         gen = _local_generator(self.random_state, ctx)
         if self.kind == "refits":
             from ..callbacks import check_matches
-            from ..models import adapt
 
-            estimator = ctx.extra.get("estimator")
-            if estimator is None:
+            if ctx.adapter is None:
                 raise ValueError(
                     "IPEnsemble(kind='refits') needs the estimator to refit; use it "
                     "through InfluenceScorer, or choose kind='noise'."
                 )
             for _ in range(self.n_estimators):
                 seed = draw_seed(gen)
-                est = _refit(estimator, ctx.X, ctx.T, seed)
-                params = adapt(est, ctx.view.n_train, ctx.view.device, ctx.view.dtype)
-                check_matches(params.params, base, "of a refitted model")
-                sets.append((params.params, 1.0))
+                refit = ctx.adapter.refit(ctx.X, ctx.T, seed)
+                view = refit.view(ctx.view.n_train, ctx.view.device, ctx.view.dtype)
+                check_matches(view.params, base, "of a refitted model")
+                sets.append((view.params, 1.0))
             return sets
         for _ in range(self.n_estimators):
             member = {}

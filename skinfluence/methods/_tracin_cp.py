@@ -8,8 +8,8 @@ from ._projected import PROJECTION_CONSTRAINT, PROJECTION_DIM_DOC
 __all__ = ["TracInCP", "checkpoint_params"]
 
 
-def _no_checkpoints(estimator, why):
-    name = "the model" if estimator is None else type(estimator).__name__
+def _no_checkpoints(name, why):
+    name = "the model" if name is None else name
     return ValueError(
         f"TracInCP needs parameter checkpoints recorded during training, and {name} "
         f"{why}. Fit a skorch net through InfluenceScorer (it adds "
@@ -21,22 +21,16 @@ def _no_checkpoints(estimator, why):
 
 def _entries(checkpoints, ctx):
     """``(loader, lr)`` pairs from the method's ``checkpoints``."""
-    from ..callbacks import (
-        Checkpoints,
-        check_matches,
-        find_checkpoints,
-        load_checkpoint,
-    )
-    from ..models import unwrap
+    from ..callbacks import Checkpoints, check_matches, load_checkpoint
 
     if checkpoints is None:
-        estimator = ctx.extra.get("estimator")
-        inner = None if estimator is None else unwrap(estimator)
-        if inner is None or not hasattr(inner, "module_"):
-            raise _no_checkpoints(inner, "records none (only skorch nets do)")
-        checkpoints = find_checkpoints(inner)
+        adapter = ctx.adapter
+        name = None if adapter is None else adapter.name
+        if adapter is None or not adapter.records_checkpoints:
+            raise _no_checkpoints(name, "records none (only skorch nets do)")
+        checkpoints = adapter.checkpoints()
         if checkpoints is None:
-            raise _no_checkpoints(inner, "was trained without the Checkpoints callback")
+            raise _no_checkpoints(name, "was trained without the Checkpoints callback")
     if isinstance(checkpoints, Checkpoints):
         recorded = getattr(checkpoints, "checkpoints_", [])
         if not recorded:

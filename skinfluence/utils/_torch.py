@@ -249,14 +249,13 @@ def rademacher(shape, generator=None, dtype=torch.float32, device="cpu"):
 
 
 @contextlib.contextmanager
-def seeded_torch(random_state):
+def seeded_torch(seed):
     """Run a block (e.g. a skorch net's ``fit``, which draws from torch's
-    global generator) with torch's RNG seeded from ``random_state``, then
+    global generator) with torch's RNG seeded with the integer ``seed``, then
     restore the caller's RNG state. ``None`` leaves the RNG untouched."""
-    if random_state is None:
+    if seed is None:
         yield
         return
-    seed = draw_seed(random_state)
     devices = (
         list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     )
