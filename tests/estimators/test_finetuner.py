@@ -309,7 +309,7 @@ def test_bad_input(data, fitted_mlp):
     [
         (LogisticRegression(), "LogisticRegression cannot be fine-tuned"),
         (MLPClassifier(solver="lbfgs"), "solver='lbfgs'"),
-        (LinearRegression(), "LinearRegression cannot be fine-tuned"),
+        (LinearRegression(), "LinearRegression is a regressor"),
         (SGDClassifier(loss="hinge"), "not differentiable"),
     ],
 )
