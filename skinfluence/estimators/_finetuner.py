@@ -134,16 +134,16 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         The fine-tuned copy (the fitted model itself when nothing was wrong).
     base_estimator_ : estimator
         The model before fine-tuning.
-    selected_rows_ : ndarray of shape (n_rounds_, n_rows)
+    selected_rows_ : ndarray of shape (n_rounds\\_, n_rows)
         Candidate-row indices fine-tuned on in each round, most helpful
         first (indices into ``X`` or ``X_pool``; with the held-out split,
         into ``X`` as passed).
-    influence_ : ndarray of shape (n_rounds_, n_candidates)
+    influence_ : ndarray of shape (n_rounds\\_, n_candidates)
         Aggregated influence of every candidate row on the wrong validation
         rows' loss in each round (positive = helpful; ``NaN`` for rows the
         method does not score, e.g. FastIF's non-candidates, and for the
         held-out validation rows of ``X``).
-    n_errors_ : ndarray of shape (n_rounds_ + 1,)
+    n_errors_ : ndarray of shape (n_rounds\\_ + 1,)
         Misclassified validation rows before each round and after the last.
     n_rounds_ : int
         Rounds run.
@@ -177,18 +177,18 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     ``n_rounds * n_steps * lr``; re-scoring between rounds buys more gain
     per point of test accuracy. Mean over the nine problems, in points:
 
-    ======================================  ==========  ======  ==========
-    setting                                  challenge   test   worst test
-    ======================================  ==========  ======  ==========
-    defaults (TracIn, 3 x 5 steps, 7e-4)       +2.9      -0.6     -0.9
-    TracIn, 1 round of 5 steps, 1.5e-3         +1.8      -0.4     -0.7
-    TracIn, 2 rounds of 5 steps, 1.5e-3        +3.7      -0.6     -1.1
-    FastIF, 1 round of 5 steps, 2e-3           +2.5      -0.5     -0.9
-    FastIF, 2 rounds of 5 steps, 1.5e-3        +3.7      -0.6     -1.1
-    influence function (damping 0.1), 1 x 5    +2.6      -0.3     -0.8
-    random rows, 1 round of 5 steps, 7e-4      -0.1      +0.1     -0.4
-    random rows, 1 round of 5 steps, 2e-3      -0.4      -0.0     -0.7
-    ======================================  ==========  ======  ==========
+    =======================================  =========  ====  ==========
+    setting                                  challenge  test  worst test
+    =======================================  =========  ====  ==========
+    defaults (TracIn, 3 x 5 steps, 7e-4)          +2.9  -0.6        -0.9
+    TracIn, 1 round of 5 steps, 1.5e-3            +1.8  -0.4        -0.7
+    TracIn, 2 rounds of 5 steps, 1.5e-3           +3.7  -0.6        -1.1
+    FastIF, 1 round of 5 steps, 2e-3              +2.5  -0.5        -0.9
+    FastIF, 2 rounds of 5 steps, 1.5e-3           +3.7  -0.6        -1.1
+    influence function (damping 0.1), 1 x 5       +2.6  -0.3        -0.8
+    random rows, 1 round of 5 steps, 7e-4         -0.1  +0.1        -0.4
+    random rows, 1 round of 5 steps, 2e-3         -0.4  -0.0        -0.7
+    =======================================  =========  ====  ==========
 
     FastIF and the influence function select about as well as TracIn here
     but cost 50-500 times more per round (a LiSSA recursion of depth 1000;
