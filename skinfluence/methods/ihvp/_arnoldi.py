@@ -123,7 +123,7 @@ class ArnoldiSolver(BaseEstimator):
         self._validate_params()
         generator = getattr(ctx, "generator", None)
         start = problem.n_hvp
-        self.damping_ = resolve_damping(problem, damping, generator=generator)
+        full = problem
         p = problem.p
         rank = min(self.rank, p)
         n_rows = problem.X.shape[0]
@@ -133,6 +133,14 @@ class ArnoldiSolver(BaseEstimator):
             self.hessian_indices_ = idx.numpy()
             problem = _RowSample(problem, idx.to(problem.device))
         evals, U = _lanczos(problem, min(p, rank + self.oversampling), generator)
+        # The Krylov space's extreme Ritz values decide whether "auto" damping
+        # must be lifted above an indefinite Hessian's smallest eigenvalue.
+        self.damping_ = resolve_damping(
+            full,
+            damping,
+            generator=generator,
+            spectrum=(float(evals.min()), float(evals.max())),
+        )
         order = torch.argsort(evals.abs(), descending=True)[:rank]
         evals, U = evals[order], U[:, order]
         k = U.shape[1]
