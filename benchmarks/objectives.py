@@ -62,8 +62,8 @@ def objective_values(model, Xv, yv, sv, X_adv_base):
     return {
         "loss": loss.sum(),
         "demographic_parity": p[sv == 1].mean() - p[sv == 0].mean(),
-        "equal_opportunity": loss[pos & (sv == 1)].mean()
-        - loss[pos & (sv == 0)].mean(),
+        "equal_opportunity": loss[pos & (sv == 0)].mean()
+        - loss[pos & (sv == 1)].mean(),
         "robustness": log_loss_rows(margin_attack(model, Xv) @ w + b, yv).sum(),
         "robustness*": log_loss_rows(X_adv_base @ w + b, yv).sum(),
     }

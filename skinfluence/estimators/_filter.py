@@ -4,198 +4,36 @@ import numbers
 import warnings
 
 import numpy as np
-import torch
-from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
-from sklearn.metrics import accuracy_score
-from sklearn.model_selection import StratifiedKFold, check_cv
-from sklearn.neighbors import KNeighborsClassifier
-from sklearn.utils import ClassifierTags, check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.metadata_routing import (
-    MetadataRouter,
-    MethodMapping,
-    _routing_enabled,
-    process_routing,
-)
-from sklearn.utils.metaestimators import available_if
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import (
-    _check_method_params,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import validate_data
 
-from ..base import (
-    ENGINE_PARAMETER_CONSTRAINTS,
+from ..exceptions import SkinfluenceWarning
+from ._base import (
+    FinalEstimatorMixin,
     ResamplerMixin,
     check_row_metadata,
     protect_classes,
-    take_rows,
+    shuffled_cv,
 )
-from ..exceptions import SkinfluenceWarning
-from ..methods import BaseInfluenceMethod
-from ..methods._registry import METHODS
-from ._scorer import InfluenceScorer
+from ._noise_signals import (
+    SIGNALS,
+    VOTES,
+    confident_joint_count,
+    influence_vote,
+    neighbor_vote,
+    percentile_rank,
+    predicted_proba,
+)
+from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer
 
 __all__ = ["NoisyLabelFilter"]
 
-SIGNALS = {"proba", "influence", "neighbors", "input_neighbors", "self_influence"}
-# Probability-like signals, averaged into the cross-fitted class probabilities.
-VOTES = {"proba", "influence", "neighbors", "input_neighbors"}
-# Entries of one block of candidate-label influences (rows x classes x train).
-BLOCK_ENTRIES = 2**23
-
-
-def detector_estimator(n_features, n_outputs):
-    """The default detector: the package's small MLP, trained briefly (20
-    epochs) with strong weight decay (1e-2), so that it learns the bulk of
-    the data before it can memorise flipped labels."""
-    from ..models._adapt import default_estimator
-
-    return default_estimator("classification", n_features, n_outputs).set_params(
-        max_epochs=20, optimizer__weight_decay=1e-2
-    )
-
-
-def fit_scorer(estimator, X, y, seed, **scorer_params):
-    """An :class:`InfluenceScorer` fitted on ``(X, y)`` with the model's own
-    randomness seeded by ``seed`` (its ``random_state``; the global torch
-    state is restored)."""
-    if estimator is None:
-        estimator = detector_estimator(X.shape[1], len(np.unique(y)))
-    return InfluenceScorer(estimator, random_state=seed, **scorer_params).fit(X, y)
-
-
-def check_final_estimator(final_estimator):
-    if final_estimator is not None and not hasattr(final_estimator, "fit"):
-        raise TypeError(
-            f"final_estimator={final_estimator!r} has no fit method; pass a "
-            "scikit-learn estimator (e.g. RandomForestClassifier()) or None."
-        )
-
-
-def _final_has(attr):
-    def check(self):
-        if hasattr(self, "final_estimator_"):
-            return hasattr(self.final_estimator_, attr)
-        return self.final_estimator is not None and hasattr(self.final_estimator, attr)
-
-    return check
-
-
-class _FinalEstimatorMixin:
-    """Shared by the filter and the selector: their scorers are fitted with
-    the estimator's own settings; ``fit`` resamples then fits
-    ``final_estimator``; prediction delegates."""
-
-    def _fit_scorer(self, X, y, rng, **scorer_params):
-        """:func:`fit_scorer` on ``(X, y)`` with a seed drawn from ``rng`` and
-        this estimator's ``method`` and engine settings."""
-        return fit_scorer(
-            self.estimator,
-            X,
-            y,
-            int(rng.randint(2**31 - 1)),
-            method=self.method,
-            parameters=self.parameters,
-            device=self.device,
-            dtype=self.dtype,
-            batch_size=self.batch_size,
-            verbose=self.verbose,
-            **scorer_params,
-        )
-
-    def get_metadata_routing(self):
-        router = MetadataRouter(owner=self).add_self_request(self)
-        if self.final_estimator is not None:
-            router.add(
-                final_estimator=self.final_estimator,
-                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
-            )
-        return router
-
-    def _fit_final(self, X, y, indices, sample_weight, weights, fit_params):
-        if self.final_estimator is None:
-            if fit_params:
-                raise TypeError(
-                    f"fit got {sorted(fit_params)} but there is no final_estimator "
-                    "to pass them to; set final_estimator or drop them."
-                )
-            return
-        if _routing_enabled():
-            routed = process_routing(
-                self, "fit", sample_weight=sample_weight, **fit_params
-            ).final_estimator.fit
-            routed = dict(routed)
-        else:
-            routed = dict(fit_params)
-            if sample_weight is not None:
-                routed["sample_weight"] = sample_weight
-        sw = routed.pop("sample_weight", None)
-        # Per-row parameters (one entry per row of X) follow the kept rows.
-        routed = _check_method_params(X, routed, indices)
-        if sw is not None:
-            sw = np.asarray(sw, dtype=np.float64)[indices]
-        if weights is not None:
-            sw = weights[indices] if sw is None else sw * weights[indices]
-        if sw is not None:
-            routed["sample_weight"] = sw
-        self.final_estimator_ = clone(self.final_estimator).fit(
-            take_rows(X, indices), take_rows(y, indices), **routed
-        )
-
-    @available_if(_final_has("predict"))
-    def predict(self, X):
-        """Predictions of ``final_estimator_``."""
-        check_is_fitted(self, "final_estimator_")
-        return self.final_estimator_.predict(X)
-
-    @available_if(_final_has("predict_proba"))
-    def predict_proba(self, X):
-        """Class probabilities of ``final_estimator_``."""
-        check_is_fitted(self, "final_estimator_")
-        return self.final_estimator_.predict_proba(X)
-
-    @available_if(_final_has("predict_log_proba"))
-    def predict_log_proba(self, X):
-        """Log class probabilities of ``final_estimator_``."""
-        check_is_fitted(self, "final_estimator_")
-        return self.final_estimator_.predict_log_proba(X)
-
-    @available_if(_final_has("decision_function"))
-    def decision_function(self, X):
-        """Decision function of ``final_estimator_``."""
-        check_is_fitted(self, "final_estimator_")
-        return self.final_estimator_.decision_function(X)
-
-    @available_if(_final_has("predict"))
-    def score(self, X, y, sample_weight=None):
-        """``final_estimator_.score`` (accuracy for classifiers)."""
-        check_is_fitted(self, "final_estimator_")
-        if hasattr(self.final_estimator_, "score"):
-            return self.final_estimator_.score(X, y, sample_weight=sample_weight)
-        return accuracy_score(y, self.predict(X), sample_weight=sample_weight)
-
-    @property
-    def classes_(self):
-        if hasattr(self, "final_estimator_"):
-            return self.final_estimator_.classes_
-        check_is_fitted(self, "labels_")
-        return self.labels_
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        final = self.final_estimator
-        if final is not None and is_classifier(final):
-            tags.estimator_type = "classifier"
-            tags.classifier_tags = ClassifierTags(multi_label=False)
-        tags.target_tags.required = True
-        tags.input_tags.allow_nan = False
-        return tags
-
 
 class NoisyLabelFilter(
-    _FinalEstimatorMixin, ResamplerMixin, MetaEstimatorMixin, BaseEstimator
+    FinalEstimatorMixin, ResamplerMixin, MetaEstimatorMixin, BaseEstimator
 ):
     """Find and drop mislabeled rows, judged by models that did not train on them.
 
@@ -301,6 +139,9 @@ class NoisyLabelFilter(
     dtype : {"float32", "float64"}, default="float32"
     batch_size : int or None, default=None
         Passed to the fold scorers.
+    memory_budget : int or None, default=None
+        Bytes of working memory, passed to the fold scorers; ``None`` is
+        2 GiB.
     random_state : int, RandomState or None, default=None
         Seeds the folds and the fold models' training (global seeds are
         left untouched).
@@ -351,8 +192,8 @@ class NoisyLabelFilter(
     """
 
     _parameter_constraints = {
-        "estimator": [None, object],
-        "method": [StrOptions(set(METHODS)), BaseInfluenceMethod],
+        "estimator": InfluenceScorer._parameter_constraints["estimator"],
+        "method": InfluenceScorer._parameter_constraints["method"],
         "contamination": [
             StrOptions({"auto", "confident_joint"}),
             Interval(numbers.Real, 0, 0.5, closed="right"),
@@ -362,7 +203,7 @@ class NoisyLabelFilter(
         "signals": [list, tuple],
         "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
         "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
-        "final_estimator": [None, object],
+        "final_estimator": [None, HasMethods(["fit"])],
         **ENGINE_PARAMETER_CONSTRAINTS,
     }
 
@@ -382,6 +223,7 @@ class NoisyLabelFilter(
         device="auto",
         dtype="float32",
         batch_size=None,
+        memory_budget=None,
         random_state=None,
         verbose=0,
     ):
@@ -398,10 +240,12 @@ class NoisyLabelFilter(
         self.device = device
         self.dtype = dtype
         self.batch_size = batch_size
+        self.memory_budget = memory_budget
         self.random_state = random_state
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, sample_weight=None, sensitive_features=None, **fit_params):
         """Flag mislabeled rows, then fit ``final_estimator`` on the rest.
 
@@ -421,7 +265,6 @@ class NoisyLabelFilter(
         -------
         self : NoisyLabelFilter
         """
-        self._validate_params()
         indices = self._fit_resample(
             X, y, sample_weight=sample_weight, sensitive_features=sensitive_features
         )
@@ -429,7 +272,7 @@ class NoisyLabelFilter(
         return self
 
     def _fit_resample(self, X, y, sample_weight=None, sensitive_features=None):
-        check_final_estimator(self.final_estimator)
+        self._check_method()
         signals = list(self.signals)
         bad = [s for s in signals if s not in SIGNALS] or (not signals and ["(empty)"])
         if bad:
@@ -460,7 +303,7 @@ class NoisyLabelFilter(
             parts = [extra]
             if VOTES & set(signals):
                 parts.append(1.0 - P[rows, y_idx])
-            scores = np.mean([_percentile(p) for p in parts], axis=0)
+            scores = np.mean([percentile_rank(p) for p in parts], axis=0)
         self.noise_scores_ = scores
 
         if self.contamination == "auto":
@@ -492,10 +335,11 @@ class NoisyLabelFilter(
     def _splits(self, X, y_idx, rng):
         if self.cv is None:
             return None
-        counts = np.bincount(y_idx)
-        if isinstance(self.cv, numbers.Integral):
-            n_splits = min(int(self.cv), int(counts.min()))
-            if n_splits < 2:
+        cv = self.cv
+        if isinstance(cv, numbers.Integral):
+            counts = np.bincount(y_idx)
+            cv = min(int(cv), int(counts.min()))
+            if cv < 2:
                 warnings.warn(
                     f"A class has {counts.min()} row(s), too few for cv={self.cv}; "
                     "judging rows in-sample instead (cv=None).",
@@ -503,12 +347,7 @@ class NoisyLabelFilter(
                     stacklevel=4,
                 )
                 return None
-            cv = StratifiedKFold(
-                n_splits, shuffle=True, random_state=rng.randint(2**31 - 1)
-            )
-        else:
-            cv = check_cv(self.cv, y_idx, classifier=True)
-        return list(cv.split(X, y_idx))
+        return list(shuffled_cv(cv, y_idx, True, rng).split(X, y_idx))
 
     def _cross_fit(self, X, y_idx, signals):
         rng = check_random_state(self.random_state)
@@ -528,7 +367,7 @@ class NoisyLabelFilter(
                 scorer = self._fit_scorer(X[train], y_idx[train], rng)
                 cols = np.asarray(scorer.classes_, dtype=int)
                 if use_proba:
-                    P[np.ix_(test, cols)] += _proba(scorer, X[test])
+                    P[np.ix_(test, cols)] += predicted_proba(scorer, X[test])
                     counts[test] += 1
                 if "influence" in signals:
                     P[np.ix_(test, cols)] += influence_vote(
@@ -540,115 +379,26 @@ class NoisyLabelFilter(
                     )
                     counts[test] += 1
                 if "neighbors" in signals:
-                    P[np.ix_(test, cols)] += self._neighbor_vote(
-                        scorer, X[train], y_idx[train], X[test], cols, in_sample
+                    P[np.ix_(test, cols)] += neighbor_vote(
+                        scorer.features(X[train]),
+                        y_idx[train],
+                        scorer.features(X[test]),
+                        cols,
+                        self.n_neighbors,
+                        in_sample,
                     )
                     counts[test] += 1
                 if "input_neighbors" in signals:
-                    P[np.ix_(test, cols)] += self._neighbor_vote(
-                        None, X[train], y_idx[train], X[test], cols, in_sample
+                    P[np.ix_(test, cols)] += neighbor_vote(
+                        X[train],
+                        y_idx[train],
+                        X[test],
+                        cols,
+                        self.n_neighbors,
+                        in_sample,
                     )
                     counts[test] += 1
                 if extra is not None:
                     extra[test] += scorer.self_influence(X[test], y_idx[test])
         P /= np.maximum(counts, 1)[:, None]
         return P, extra
-
-    def _neighbor_vote(self, scorer, X_train, y_train, X_test, cols, same):
-        if scorer is None:
-            F_train, F_test = X_train, X_test
-        else:
-            view = scorer._context().view
-
-            def features(A):
-                t = torch.tensor(A, dtype=view.dtype, device=view.device)
-                return view.features(t).detach().cpu().numpy()
-
-            F_train, F_test = features(X_train), features(X_test)
-        k = min(self.n_neighbors + same, len(y_train))
-        knn = KNeighborsClassifier(k, weights="distance").fit(F_train, y_train)
-        if same:
-            # In-sample: leave each row's own vote out.
-            dist, ind = knn.kneighbors(F_test)
-            dist, ind = dist[:, 1:], ind[:, 1:]
-            w = 1.0 / np.maximum(dist, 1e-12)
-            vote = np.zeros((len(X_test), len(cols)))
-            pos = np.searchsorted(cols, y_train[ind])
-            np.add.at(vote, (np.arange(len(X_test))[:, None], pos), w)
-            return vote / vote.sum(axis=1, keepdims=True)
-        proba = knn.predict_proba(F_test)
-        out = np.zeros((len(X_test), len(cols)))
-        out[:, np.searchsorted(cols, knn.classes_)] = proba
-        return out
-
-
-def influence_vote(scorer, X, n_neighbors, temperature, exclude=None):
-    """Class probabilities of rows ``X`` from the influence of ``scorer``'s
-    training rows on each candidate label (see :class:`NoisyLabelFilter`).
-
-    ``exclude`` gives, for in-sample use, the training-row index of each row
-    of ``X``, whose influence on itself is left out.
-    """
-    classes = scorer.classes_
-    n_train = len(scorer._y_train)
-    n_classes = len(classes)
-    # Norms floored at 1e-15: a zero gradient has zero influence, and its
-    # cosine is then 0.
-    norms_train = np.sqrt(np.maximum(scorer.self_influence_, 1e-30))
-    k = min(n_neighbors, n_train - (exclude is not None))
-    step = max(1, BLOCK_ENTRIES // (n_classes * n_train))
-    out = np.empty((len(X), n_classes))
-    for start in range(0, len(X), step):
-        rows = slice(start, min(len(X), start + step))
-        Xq = np.repeat(X[rows], n_classes, axis=0)
-        cq = np.tile(classes, len(Xq) // n_classes)
-        rho = np.asarray(scorer.influence(Xq, cq), dtype=np.float64)
-        norms = np.sqrt(np.maximum(scorer.self_influence(Xq, cq), 1e-30))
-        # Cosine in the method's metric, influence / (||g_q|| ||g_j||), in
-        # place: the blocks are large and every temporary is a full copy.
-        rho /= norms[:, None]
-        rho /= norms_train[None, :]
-        rho = rho.reshape(-1, n_classes, n_train)
-        if exclude is not None:
-            rho[np.arange(len(rho)), :, exclude[rows]] = -np.inf
-        top = torch.from_numpy(rho).topk(k, dim=2, sorted=False).values.numpy()
-        support = top.mean(axis=2) / temperature
-        support -= support.max(axis=1, keepdims=True)
-        weights = np.exp(support)
-        out[rows] = weights / weights.sum(axis=1, keepdims=True)
-    return out
-
-
-def confident_joint_count(P, y_idx):
-    """Number of rows counted off the diagonal of the confident joint.
-
-    Confident learning (Northcutt, Jiang, Chuang 2021): the threshold of
-    class ``j`` is the mean probability of ``j`` over the rows labelled
-    ``j``; a row is counted under the class of highest probability among the
-    classes whose probability reaches their threshold, and it is an
-    off-diagonal count when that class is not its given label. Rows with no
-    class at its threshold are not counted.
-    """
-    n_classes = P.shape[1]
-    thresholds = np.array(
-        [
-            P[y_idx == j, j].mean() if (y_idx == j).any() else np.inf
-            for j in range(n_classes)
-        ]
-    )
-    confident = np.where(P >= thresholds[None, :], P, -np.inf)
-    counted = np.isfinite(confident).any(axis=1)
-    return int((counted & (confident.argmax(axis=1) != y_idx)).sum())
-
-
-def _proba(scorer, X):
-    if hasattr(scorer, "predict_proba"):
-        return np.asarray(scorer.predict_proba(X), dtype=np.float64)
-    pred = scorer.predict(X)
-    return (pred[:, None] == scorer.classes_[None, :]).astype(np.float64)
-
-
-def _percentile(values):
-    from scipy.stats import rankdata
-
-    return rankdata(values) / len(values)

@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.base import BaseEstimator, is_classifier, is_regressor
+from sklearn.base import BaseEstimator, _fit_context, is_classifier, is_regressor
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.preprocessing import LabelEncoder
@@ -14,7 +14,7 @@ from sklearn.utils import (
     RegressorTags,
     TransformerTags,
 )
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import (
@@ -25,12 +25,10 @@ from sklearn.utils.validation import (
 )
 
 from .. import models
-from ..base import ENGINE_PARAMETER_CONSTRAINTS
 from ..callbacks import add_checkpoints
-from ..gradients import ParamLayout
-from ..methods import BaseInfluenceMethod, InfluenceContext, Query, get_method
-from ..methods._registry import METHODS
-from ..objectives import get_objective
+from ..gradients import ParamLayout, Query
+from ..methods import BaseInfluenceMethod, InfluenceContext, get_method
+from ..objectives import BaseObjective, get_objective
 from ..utils._torch import (
     make_generator,
     resolve_device,
@@ -39,12 +37,24 @@ from ..utils._torch import (
     to_numpy,
 )
 
-__all__ = ["InfluenceScorer"]
+__all__ = ["ENGINE_PARAMETER_CONSTRAINTS", "InfluenceScorer"]
+
+# Constraints of the gradient-engine settings, which the filter and the
+# selector pass on to their scorers.
+ENGINE_PARAMETER_CONSTRAINTS = {
+    "parameters": [StrOptions({"all", "last"}), list, tuple],
+    "device": [str, torch.device],
+    "dtype": [StrOptions({"float32", "float64"})],
+    "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+    "memory_budget": [Interval(numbers.Integral, 1, None, closed="left"), None],
+    "random_state": ["random_state"],
+    "verbose": ["verbose"],
+}
 
 
 def _task_of(estimator):
     """'classification', 'regression' or None (decide from y)."""
-    if estimator is None:
+    if estimator is None or not hasattr(estimator, "get_params"):
         return None
     if isinstance(estimator, FrozenEstimator):
         return _task_of(estimator.estimator)
@@ -143,6 +153,10 @@ class InfluenceScorer(BaseEstimator):
     batch_size : int or None, default=None
         Rows per chunk of per-row gradient work; ``None`` sizes chunks from a
         memory budget.
+    memory_budget : int or None, default=None
+        Bytes of working memory: training gradients are cached when they fit
+        in it, and each chunk of work is sized to a quarter of it. ``None``
+        is 2 GiB.
     n_jobs : int or None, default=None
         Parallel jobs for methods that run independent work (e.g. chains).
     random_state : int, RandomState or None, default=None
@@ -162,6 +176,8 @@ class InfluenceScorer(BaseEstimator):
         on first access and then kept.
     classes_ : ndarray
         Class labels (classifiers).
+    n_train_ : int
+        Number of training rows (the columns of :meth:`influence`).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Defined when ``X`` has feature names.
@@ -195,9 +211,11 @@ class InfluenceScorer(BaseEstimator):
     """
 
     _parameter_constraints = {
-        "estimator": [None, object],
-        "method": [StrOptions(set(METHODS)), BaseInfluenceMethod],
-        "objective": [str, object, callable],
+        "estimator": [None, HasMethods(["fit"]), torch.nn.Module],
+        # Names are checked when fitting, so that names registered after
+        # import are accepted.
+        "method": [str, BaseInfluenceMethod],
+        "objective": [str, BaseObjective, callable],
         **ENGINE_PARAMETER_CONSTRAINTS,
         "top_k": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "n_jobs": [numbers.Integral, None],
@@ -214,6 +232,7 @@ class InfluenceScorer(BaseEstimator):
         device="auto",
         dtype="float32",
         batch_size=None,
+        memory_budget=None,
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -226,6 +245,7 @@ class InfluenceScorer(BaseEstimator):
         self.device = device
         self.dtype = dtype
         self.batch_size = batch_size
+        self.memory_budget = memory_budget
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
@@ -249,6 +269,7 @@ class InfluenceScorer(BaseEstimator):
         return tags
 
     # ------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, **fit_params):
         """Fit the estimator and the influence method on ``(X, y)``.
 
@@ -263,7 +284,6 @@ class InfluenceScorer(BaseEstimator):
         -------
         self : InfluenceScorer
         """
-        self._validate_params()
         task = _task_of(self.estimator)
         _check_2d(X, y)
         X, y = validate_data(
@@ -338,6 +358,7 @@ class InfluenceScorer(BaseEstimator):
                 y_enc = self._encode_labels(y)
         self._X_train = np.asarray(X)
         self._y_train = y_enc
+        self.n_train_ = len(y_enc)
         self._kind = kind
         self._ctx = None
         ctx = self._context()
@@ -377,7 +398,10 @@ class InfluenceScorer(BaseEstimator):
         ctx = getattr(self, "_ctx", None)
         if ctx is not None:
             return ctx
-        device = resolve_device(self.device)
+        # Resolved again on first use after unpickling: a scorer fitted on
+        # CUDA works on a machine without it (its tensors were pickled on
+        # the CPU).
+        device = resolve_device(self.device, fallback=True)
         dtype = resolve_dtype(self.dtype)
         view = models.adapt(self.estimator_, len(self._X_train), device, dtype)
         Xt = torch.tensor(self._X_train, dtype=dtype, device=device)
@@ -389,6 +413,7 @@ class InfluenceScorer(BaseEstimator):
             X=Xt,
             T=Tt,
             batch_size=self.batch_size,
+            memory_budget=self.memory_budget,
             verbose=self.verbose,
             generator=make_generator(self.random_state),
             n_jobs=self.n_jobs,
@@ -475,6 +500,28 @@ class InfluenceScorer(BaseEstimator):
             )
             blocks.append(to_numpy(self.method_.influence(ctx, sub)))
         return np.concatenate(blocks, axis=0)
+
+    def features(self, X):
+        """The model's penultimate representation of rows ``X``.
+
+        The input of the model's last ``torch.nn.Linear`` layer (the raw
+        input for a linear model), in the working ``dtype``: the space in
+        which the last layer's influence is an inner product.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_rows, n_features)
+
+        Returns
+        -------
+        features : ndarray of shape (n_rows, n_penultimate)
+        """
+        check_is_fitted(self, "method_")
+        _check_2d(X)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        view = self._context().view
+        Xt = torch.tensor(np.asarray(X), dtype=view.dtype, device=view.device)
+        return view.features(Xt).detach().cpu().numpy()
 
     def self_influence(self, X=None, y=None):
         """Self-influence ``g^T P g`` of rows (default: the training rows).

@@ -3,30 +3,30 @@
 import numbers
 
 import numpy as np
-from sklearn.base import BaseEstimator, MetaEstimatorMixin
-from sklearn.model_selection import KFold, StratifiedKFold, check_cv, train_test_split
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context
+from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import validate_data
 
 from ..actions import most_harmful, reweight
-from ..base import (
-    ENGINE_PARAMETER_CONSTRAINTS,
+from ..objectives import get_objective
+from ..utils._torch import draw_seed
+from ._base import (
+    FinalEstimatorMixin,
     ResamplerMixin,
     check_row_metadata,
     protect_classes,
+    shuffled_cv,
 )
-from ..methods import BaseInfluenceMethod
-from ..methods._registry import METHODS
-from ..objectives import get_objective
-from ._filter import _FinalEstimatorMixin, check_final_estimator
+from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer
 
 __all__ = ["InfluentialSubsetSelector"]
 
 
 class InfluentialSubsetSelector(
-    _FinalEstimatorMixin, ResamplerMixin, MetaEstimatorMixin, BaseEstimator
+    FinalEstimatorMixin, ResamplerMixin, MetaEstimatorMixin, BaseEstimator
 ):
     """Select training rows by their influence on a validation objective.
 
@@ -82,6 +82,8 @@ class InfluentialSubsetSelector(
     device : str, default="auto"
     dtype : {"float32", "float64"}, default="float32"
     batch_size : int or None, default=None
+    memory_budget : int or None, default=None
+        Bytes of working memory of the scorers; ``None`` is 2 GiB.
     random_state : int, RandomState or None, default=None
         Seeds the split, the folds and the models' training.
     verbose : int, default=0
@@ -158,15 +160,15 @@ class InfluentialSubsetSelector(
     """
 
     _parameter_constraints = {
-        "estimator": [None, object],
-        "method": [StrOptions(set(METHODS)), BaseInfluenceMethod],
-        "objective": [str, object, callable],
+        "estimator": InfluenceScorer._parameter_constraints["estimator"],
+        "method": InfluenceScorer._parameter_constraints["method"],
+        "objective": InfluenceScorer._parameter_constraints["objective"],
         "strategy": [StrOptions({"drop_harmful", "keep_helpful", "reweight"})],
         "n_select": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "cv": ["cv_object", None],
-        "final_estimator": [None, object],
+        "final_estimator": [None, HasMethods(["fit"])],
         **ENGINE_PARAMETER_CONSTRAINTS,
     }
 
@@ -186,6 +188,7 @@ class InfluentialSubsetSelector(
         device="auto",
         dtype="float32",
         batch_size=None,
+        memory_budget=None,
         random_state=None,
         verbose=0,
     ):
@@ -202,9 +205,11 @@ class InfluentialSubsetSelector(
         self.device = device
         self.dtype = dtype
         self.batch_size = batch_size
+        self.memory_budget = memory_budget
         self.random_state = random_state
         self.verbose = verbose
 
+    @_fit_context(prefer_skip_nested_validation=False)
     def fit(
         self,
         X,
@@ -240,7 +245,6 @@ class InfluentialSubsetSelector(
         -------
         self : InfluentialSubsetSelector
         """
-        self._validate_params()
         indices = self._fit_resample(
             X,
             y,
@@ -279,7 +283,7 @@ class InfluentialSubsetSelector(
         y_val=None,
         sensitive_features_val=None,
     ):
-        check_final_estimator(self.final_estimator)
+        self._check_method()
         Xv, yv = validate_data(
             self, X, y, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=2
         )
@@ -330,11 +334,7 @@ class InfluentialSubsetSelector(
             g = None if groups is None else groups[val]
             scores[train] = self._helpfulness(scorer, Xv[val], yv[val], g)
         else:
-            if isinstance(self.cv, numbers.Integral):
-                kind = StratifiedKFold if classification else KFold
-                cv = kind(self.cv, shuffle=True, random_state=rng.randint(2**31 - 1))
-            else:
-                cv = check_cv(self.cv, yv, classifier=classification)
+            cv = shuffled_cv(self.cv, yv, classification, rng)
             total = np.zeros(n)
             count = np.zeros(n)
             for train, val in cv.split(Xv, yv):
@@ -370,7 +370,7 @@ class InfluentialSubsetSelector(
             idx,
             test_size=self.validation_fraction,
             stratify=y if classification else None,
-            random_state=rng.randint(2**31 - 1),
+            random_state=draw_seed(rng),
         )
         return np.sort(train), np.sort(val)
 

@@ -3,7 +3,7 @@
 import torch
 from torch.func import functional_call, grad, vmap
 
-from ..utils._torch import chunk_size
+from ..utils._torch import MemoryBudget
 from ._rowgrads import RowGrads
 
 __all__ = ["row_gradients", "iter_row_gradients", "total_gradient", "default_chunk"]
@@ -13,14 +13,15 @@ __all__ = ["row_gradients", "iter_row_gradients", "total_gradient", "default_chu
 _WORKSET_FACTOR = 4
 
 
-def default_chunk(layout, dtype, batch_size=None, budget=None):
-    """Rows per chunk for per-row gradient work."""
-    if batch_size is not None:
-        return int(batch_size)
+def default_chunk(layout, dtype, budget=None):
+    """Rows per chunk for per-row gradient work: the budget's ``batch_size``
+    when set, else as many rows as one chunk of the
+    :class:`~skinfluence.utils._torch.MemoryBudget` holds (16 to 8192)."""
+    budget = MemoryBudget() if budget is None else budget
     itemsize = torch.tensor([], dtype=dtype).element_size()
     per_row = layout.factor_width + 64
-    return chunk_size(
-        per_row * itemsize * _WORKSET_FACTOR, budget, minimum=16, maximum=8192
+    return budget.batch_rows(
+        per_row * itemsize * _WORKSET_FACTOR, minimum=16, maximum=8192
     )
 
 

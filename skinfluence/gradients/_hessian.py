@@ -3,7 +3,8 @@
 import torch
 from torch.func import functional_call, grad
 
-from ..utils._torch import chunk_size, rademacher
+from ..utils._torch import MemoryBudget, rademacher
+from ._engine import default_chunk
 
 __all__ = ["HessianProblem"]
 
@@ -21,18 +22,19 @@ class HessianProblem:
     layout : ParamLayout
     X, T : Tensor
         Training inputs and encoded targets.
-    batch_size : int, optional
-        Rows per chunk of the data pass.
+    budget : MemoryBudget, optional
+        Sizes the chunks of the data passes (its ``batch_size``, when set,
+        is the rows per chunk).
     """
 
-    def __init__(self, view, layout, X, T, batch_size=None):
+    def __init__(self, view, layout, X, T, budget=None):
         self.view = view
         self.layout = layout
         self.X = X
         self.T = T
         self.n = view.n_train
         self.p = layout.p
-        self.batch_size = batch_size
+        self.budget = MemoryBudget() if budget is None else budget
         self.theta = layout.flatten({k: view.params[k] for k in layout.names})
         self._base = {k: v for k, v in view.params.items() if k not in layout.names}
         self.n_hvp = 0
@@ -58,12 +60,16 @@ class HessianProblem:
             return flat.sum() * 0
         return value
 
+    def row_chunk(self):
+        """Rows per chunk of per-row gradient work on this problem."""
+        return default_chunk(self.layout, self.dtype, self.budget)
+
     def _chunks(self, n_vectors, rows=None, n_rows=None):
         n = self.X.shape[0] if n_rows is None else n_rows
         if rows is None:
             # The working set per row is its activations (about the layer
             # widths) per vector, not the parameter count.
-            rows = self.batch_size or chunk_size(
+            rows = self.budget.batch_rows(
                 (self.layout.factor_width + 256)
                 * max(1, n_vectors)
                 * self.theta.element_size()

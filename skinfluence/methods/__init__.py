@@ -1,6 +1,7 @@
 """Influence methods: ``influence(q, j) = g_q^T P g_j`` for different ``P``."""
 
-from ._base import BaseInfluenceMethod, InfluenceContext, Query
+from ..gradients import Query
+from ._base import BaseInfluenceMethod, InfluenceContext
 from ._ensemble import IPEnsemble
 from ._fastif import FastIF
 from ._influence_function import InfluenceFunction
@@ -11,6 +12,7 @@ from ._tracin_cp import TracInCP
 from .ihvp import (
     SOLVERS,
     ArnoldiSolver,
+    BaseSolver,
     CGSolver,
     EKFACSolver,
     ExactSolver,
@@ -20,6 +22,7 @@ from .ihvp import (
 __all__ = [
     "ArnoldiSolver",
     "BaseInfluenceMethod",
+    "BaseSolver",
     "CGSolver",
     "EKFACSolver",
     "ExactSolver",

@@ -1,6 +1,6 @@
 """Shared machinery of the influence methods.
 
-Every method computes ``influence(q, j) = g_q^T P g_j`` (DESIGN §1). A method
+Every method computes ``influence(q, j) = g_q^T P g_j``. A method
 is a small :class:`~sklearn.base.BaseEstimator` holding its settings; its
 ``fit`` builds ``P`` and caches what later queries reuse. Methods see the
 model only through an :class:`InfluenceContext`.
@@ -12,15 +12,22 @@ import torch
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
-from ..gradients import RowGrads, iter_row_gradients, row_gradients, total_gradient
-from ..gradients._engine import default_chunk
-from ..utils._torch import chunk_size
+from ..gradients import (
+    HessianProblem,
+    Query,
+    RowGrads,
+    default_chunk,
+    iter_row_gradients,
+    row_gradients,
+    total_gradient,
+)
+from ..utils._torch import CPUStateMixin, MemoryBudget
+from .ihvp import BaseSolver
 
-__all__ = ["BaseInfluenceMethod", "InfluenceContext", "Query", "train_cache_bytes"]
+__all__ = ["BaseInfluenceMethod", "InfluenceContext", "train_cache_bytes"]
 
-# Training gradients are cached when they take at most this many bytes;
-# larger ones are recomputed chunk by chunk for every query block.
-CACHE_BUDGET = 2 * 2**30
+# Cached training rows handed to one product at least: fewer, larger blocks.
+CACHE_SLICE_ROWS = 4096
 
 
 def train_cache_bytes(ctx):
@@ -33,29 +40,14 @@ def train_cache_bytes(ctx):
 
 
 @dataclass
-class Query:
-    """What the query gradient measures.
-
-    ``measure(output, target) -> (m,)`` per row (defaults to the training
-    loss); ``weights`` multiply it per row; ``aggregate=True`` sums the
-    weighted measurement over all rows into a single query vector.
-    """
-
-    X: torch.Tensor
-    T: torch.Tensor
-    measure: object = None
-    weights: torch.Tensor = None
-    aggregate: bool = False
-    transform: object = None  # optional ``transform(view, params, X, T) -> X'``
-    # Rows per pass of an aggregated gradient; a set-level measurement that
-    # does not decompose over rows sets it to the number of rows.
-    chunk: int = None
-
-
-@dataclass
 class InfluenceContext:
     """Everything a method needs: the model view, the parameter layout and
-    the training data (as tensors on the working device)."""
+    the training data (as tensors on the working device).
+
+    ``batch_size`` and ``memory_budget`` (bytes) make ``budget``, the one
+    :class:`~skinfluence.utils._torch.MemoryBudget` that sizes every chunk
+    and decides what is cached.
+    """
 
     view: object
     layout: object
@@ -67,6 +59,12 @@ class InfluenceContext:
     n_jobs: int = None
     random_state: object = None
     extra: dict = field(default_factory=dict)
+    memory_budget: int = None
+    budget: MemoryBudget = field(init=False, repr=False)
+    _problem: object = field(default=None, init=False, repr=False)
+
+    def __post_init__(self):
+        self.budget = MemoryBudget(self.memory_budget, self.batch_size)
 
     @property
     def n_train(self):
@@ -74,7 +72,17 @@ class InfluenceContext:
 
     @property
     def chunk(self):
-        return default_chunk(self.layout, self.view.dtype, self.batch_size)
+        """Rows per chunk of per-row gradient work."""
+        return default_chunk(self.layout, self.view.dtype, self.budget)
+
+    def hessian_problem(self):
+        """The :class:`~skinfluence.gradients.HessianProblem` of the training
+        rows (built once per context)."""
+        if self._problem is None:
+            self._problem = HessianProblem(
+                self.view, self.layout, self.X, self.T, budget=self.budget
+            )
+        return self._problem
 
     def progress(self, total, desc):
         return tqdm(total=total, desc=desc, disable=not self.verbose, leave=False)
@@ -130,17 +138,28 @@ class InfluenceContext:
         return RowGrads.cat(parts)
 
 
-class BaseInfluenceMethod(BaseEstimator):
+class BaseInfluenceMethod(CPUStateMixin, BaseEstimator):
     """Base class: influence as a sum over parameter settings ``c`` with
     weights ``w_c`` (one setting, weight 1, for most methods) of
     ``scale * (P g_q(c)) . g_j(c)``.
 
     Subclasses set ``_scale(ctx)``, ``_param_sets(ctx)`` and
-    ``_precondition(ctx, Q, c)``, and may override ``_self_block``.
+    ``_precondition(ctx, Q, c)``, and may override ``_self_block``, or the
+    whole ``_influence``/``_self_influence``. :meth:`fit` validates the
+    parameters (``_parameter_constraints``) first.
+
+    Pickling keeps every tensor on the CPU and every fitted solver without
+    its Hessian problem; the public :meth:`influence` and
+    :meth:`self_influence` first bring the state to the context's device
+    and re-attach the solvers to the context's problem.
     """
+
+    _parameter_constraints = {}
 
     def fit(self, ctx):
         """Build the preconditioner and caches from the training data."""
+        self._validate_params()
+        self._state_device = ctx.view.device
         self.n_train_ = ctx.n_train
         self.param_sets_ = self._param_sets(ctx)
         self._train_cache = {}
@@ -175,7 +194,7 @@ class BaseInfluenceMethod(BaseEstimator):
 
     def _maybe_cache(self, ctx, c, params):
         # Cache only if the training gradients of every setting fit.
-        if train_cache_bytes(ctx) * len(self.param_sets_) <= CACHE_BUDGET:
+        if ctx.budget.can_cache(train_cache_bytes(ctx) * len(self.param_sets_)):
             identity = self._identity_self()
             parts, norms = [], []
             for _, G in ctx.train_chunks(params):
@@ -192,7 +211,7 @@ class BaseInfluenceMethod(BaseEstimator):
         params = self.param_sets_[c][0]
         cached = self._train_cache.get(c)
         if cached is not None:
-            step = max(ctx.chunk, 4096 if step is None else step)
+            step = max(ctx.chunk, CACHE_SLICE_ROWS if step is None else step)
             if step >= cached.n:
                 yield slice(0, cached.n), cached.to(device=ctx.view.device)
                 return
@@ -206,6 +225,24 @@ class BaseInfluenceMethod(BaseEstimator):
     def influence(self, ctx, query):
         """(m, n_train) influence of every training row on every query row
         (one row when the query aggregates)."""
+        self._attach(ctx)
+        return self._influence(ctx, query)
+
+    def self_influence(self, ctx, X=None, T=None):
+        """``g_j^T P g_j`` for the training rows (or the given rows)."""
+        self._attach(ctx)
+        return self._self_influence(ctx, X, T)
+
+    def _attach(self, ctx):
+        """Bring the fitted state to ``ctx`` (needed after unpickling): its
+        tensors to the working device, and every fitted solver re-attached
+        to the context's Hessian problem with :meth:`BaseSolver.rebind`."""
+        self._move_state(ctx.view.device)
+        for key, value in vars(self).items():
+            if key.endswith("_") and isinstance(value, BaseSolver):
+                value.rebind(ctx.hessian_problem())
+
+    def _influence(self, ctx, query):
         out = None
         for c, (_, weight) in enumerate(self.param_sets_):
             Q = ctx.query_grads(query, self._query_params(ctx, c))
@@ -214,8 +251,8 @@ class BaseInfluenceMethod(BaseEstimator):
                 PQ.n, ctx.n_train, dtype=ctx.view.dtype, device=ctx.view.device
             )
             # Training rows per product: the output block and two scratch
-            # matrices of that width stay within the memory budget.
-            step = chunk_size(3 * PQ.n * block.element_size())
+            # matrices of that width stay within a chunk of the budget.
+            step = ctx.budget.rows_for(3 * PQ.n * block.element_size())
             for sl, G in self._train_chunks(ctx, c, step):
                 PQ.dot(G, out=block[:, sl])
             if not _is_one(weight):
@@ -224,8 +261,7 @@ class BaseInfluenceMethod(BaseEstimator):
         scale = self._scale(ctx)
         return out if _is_one(scale) else out.mul_(scale)
 
-    def self_influence(self, ctx, X=None, T=None):
-        """``g_j^T P g_j`` for the training rows (or the given rows)."""
+    def _self_influence(self, ctx, X, T):
         total = None
         for c, (_, weight) in enumerate(self.param_sets_):
             vals = []
@@ -252,14 +288,6 @@ class BaseInfluenceMethod(BaseEstimator):
 
     def _query_params(self, ctx, c):
         return self.param_sets_[c][0]
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        for key in ("_train_cache", "_self_cache"):
-            cache = state.get(key)
-            if cache:
-                state[key] = {k: v.to("cpu") for k, v in cache.items()}
-        return state
 
 
 def _is_one(x):

@@ -7,7 +7,7 @@ import torch
 from sklearn.base import clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ..utils._torch import make_generator
+from ..utils._torch import draw_seed, make_generator
 from ._base import BaseInfluenceMethod
 
 __all__ = ["IPEnsemble"]
@@ -19,10 +19,7 @@ def _local_generator(random_state, ctx):
     if random_state is not None:
         return make_generator(random_state)
     if ctx.generator is not None:
-        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=ctx.generator))
-        gen = torch.Generator()
-        gen.manual_seed(seed)
-        return gen
+        return make_generator(ctx.generator)
     return make_generator(ctx.random_state)
 
 
@@ -150,10 +147,6 @@ class IPEnsemble(BaseInfluenceMethod):
     def _needs_checkpoints(self):
         return self.kind == "checkpoints"
 
-    def fit(self, ctx):
-        self._validate_params()
-        return super().fit(ctx)
-
     def _param_sets(self, ctx):
         base = ctx.view.params
         sets = [(None, 1.0)]
@@ -174,7 +167,7 @@ class IPEnsemble(BaseInfluenceMethod):
                     "through InfluenceScorer, or choose kind='noise'."
                 )
             for _ in range(self.n_estimators):
-                seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+                seed = draw_seed(gen)
                 est = _refit(estimator, ctx.X, ctx.T, seed)
                 params = adapt(est, ctx.view.n_train, ctx.view.device, ctx.view.dtype)
                 check_matches(params.params, base, "of a refitted model")

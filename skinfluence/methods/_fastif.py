@@ -11,14 +11,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 
 from ..exceptions import SkinfluenceWarning
-from ..gradients import HessianProblem, ParamLayout, RowGrads, row_gradients
+from ..gradients import ParamLayout, RowGrads, row_gradients
 from ._base import BaseInfluenceMethod
-from .ihvp._lissa import (
-    LissaSolver,
-    auto_scale,
-    chain_batch,
-    estimate_top_eigenvalue,
-)
+from .ihvp import LissaSolver
+from .ihvp._base import INDEFINITE_MARGIN, extreme_eigenvalues
 
 __all__ = ["FastIF"]
 
@@ -72,7 +68,10 @@ class FastIF(BaseInfluenceMethod):
     damping : float >= 0 or "auto", default="auto"
         ``H + damping I`` is inverted. ``"auto"`` is the paper's recursion
         damping, ``5e-3 * scale`` (with the scale chosen before damping is
-        added).
+        added), or, when a Lanczos estimate finds the Hessian indefinite and
+        that is not enough, the indefinite-Hessian rule of
+        :class:`InfluenceFunction` (``|smallest eigenvalue| + 1e-2 * largest``,
+        with a warning).
     scale : float > 0 or "auto", default="auto"
         LiSSA scale; must exceed the top eigenvalue of ``H + damping I``.
         ``"auto"`` follows :class:`LissaSolver` (twice an estimated bound on
@@ -190,9 +189,9 @@ class FastIF(BaseInfluenceMethod):
         self.n_chains = n_chains
 
     # ------------------------------------------------------------------ fit
-    def fit(self, ctx):
-        """Index the training features and fit the LiSSA solver."""
-        self._validate_params()
+    def _prepare(self, ctx, c, params):
+        # Index the training features, then fit the LiSSA solver. No
+        # training-gradient cache: per query only candidates are needed.
         n = ctx.n_train
         k = self.n_neighbors
         if k > n:
@@ -200,7 +199,7 @@ class FastIF(BaseInfluenceMethod):
                 f"n_neighbors={k} is larger than the training set ({n} rows); "
                 f"using all {n} rows. Set n_neighbors <= {n} to silence this.",
                 SkinfluenceWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
             k = n
         self.n_neighbors_ = k
@@ -210,7 +209,40 @@ class FastIF(BaseInfluenceMethod):
             self.nn_ = NearestNeighbors(n_neighbors=k).fit(self._features(ctx, ctx.X))
         else:
             self._retrieval = self._last_layer_factors(ctx)
-        return super().fit(ctx)
+        problem = ctx.hessian_problem()
+        solver = LissaSolver(
+            "fastif",
+            depth=self.depth,
+            batch_size=self.batch_size,
+            repetitions=self.repetitions,
+            scale=self.scale,
+            n_chains=self.n_chains,
+        )
+        damping = 0.0 if isinstance(self.damping, str) else float(self.damping)
+        scale, top = solver.scale_rule(problem, damping, ctx.generator)
+        if isinstance(self.damping, str):
+            damping = PAPER_RELATIVE_DAMPING * scale
+            # The paper's rule assumes a positive semi-definite Hessian; on an
+            # indefinite one, lift it as InfluenceFunction's "auto" does.
+            lo, hi = extreme_eigenvalues(problem, ctx.generator)
+            lifted = -lo + INDEFINITE_MARGIN * max(hi, 0.0)
+            if lo < 0 and lifted > damping:
+                warnings.warn(
+                    f"The Hessian is indefinite (smallest eigenvalue about "
+                    f"{lo:.3g}): damping='auto' lifted FastIF's damping from "
+                    f"{damping:.3g} to {lifted:.3g} so that H + damping*I is "
+                    "positive definite. Pass damping=<float> to choose it.",
+                    SkinfluenceWarning,
+                    stacklevel=4,
+                )
+                damping = lifted
+            if isinstance(self.scale, str):
+                # Keep scale above the top eigenvalue once damping is added.
+                scale += 2 * damping
+        self.solver_ = solver.set_params(scale=scale).fit(
+            problem, damping, ctx, top_eigenvalue=top
+        )
+        self.damping_ = self.solver_.damping_
 
     @staticmethod
     def _last_layer_factors(ctx):
@@ -235,38 +267,6 @@ class FastIF(BaseInfluenceMethod):
             parts.append(G)
         return sl, sub, RowGrads.cat(parts)
 
-    def _prepare(self, ctx, c, params):
-        # No training-gradient cache: per query only candidates are needed.
-        problem = self._problem_for(ctx)
-        top = estimate_top_eigenvalue(problem, ctx.generator)
-        batch = chain_batch(self.batch_size, ctx.n_train, self.n_chains)
-        damping = 0.0 if isinstance(self.damping, str) else float(self.damping)
-        if isinstance(self.scale, str):
-            scale = auto_scale(problem, top, damping, batch, ctx.generator)
-        else:
-            scale = float(self.scale)
-        if isinstance(self.damping, str):
-            damping = PAPER_RELATIVE_DAMPING * scale
-            if isinstance(self.scale, str):
-                # Keep scale above the top eigenvalue once damping is added.
-                scale += 2 * damping
-        self.solver_ = LissaSolver(
-            "fastif",
-            depth=self.depth,
-            batch_size=self.batch_size,
-            repetitions=self.repetitions,
-            scale=scale,
-            n_chains=self.n_chains,
-        ).fit(problem, damping, ctx, top_eigenvalue=top)
-        self.damping_ = self.solver_.damping_
-
-    def _problem_for(self, ctx):
-        problem = getattr(self, "_problem", None)
-        if problem is None or problem.X is not ctx.X or problem.view is not ctx.view:
-            problem = HessianProblem(ctx.view, ctx.layout, ctx.X, ctx.T, ctx.batch_size)
-            self._problem = problem
-        return problem
-
     @staticmethod
     def _features(ctx, X):
         step = max(ctx.chunk, 1024)
@@ -281,10 +281,9 @@ class FastIF(BaseInfluenceMethod):
         return 1.0 / ctx.view.n_train
 
     def _self_block(self, ctx, G, c):
-        M = G.materialise()
-        return (M * self.solver_.solve(M, self._problem_for(ctx))).sum(1)
+        return self.solver_.quadratic(G)
 
-    def influence(self, ctx, query):
+    def _influence(self, ctx, query):
         """(m, n_train) influence on the candidate rows, ``NaN`` elsewhere."""
         if query.transform is not None:
             # Transform once (e.g. an attack): the features and the query
@@ -303,7 +302,7 @@ class FastIF(BaseInfluenceMethod):
                 candidates = np.repeat(nearest, m, axis=0)
             else:
                 candidates = self.nn_.kneighbors(feats, return_distance=False)
-        PQ = self.solver_.solve(Q.materialise(), self._problem_for(ctx))
+        PQ = self.solver_.solve(Q.materialise())
         if self.candidates == "gradients":
             candidates = self._retrieve(PQ, shared)
         union = np.unique(candidates)
@@ -346,8 +345,3 @@ class FastIF(BaseInfluenceMethod):
             G = row_gradients(ctx.view, ctx.layout, ctx.X[rows], ctx.T[rows])
             blocks.append(G.dot_flat(PQ).T)
         return torch.cat(blocks, dim=1)
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_problem", None)
-        return state

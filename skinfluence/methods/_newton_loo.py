@@ -7,7 +7,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from torch.func import grad, jvp, vmap
 
 from ..exceptions import UnsupportedEstimatorError
-from ..gradients import HessianProblem
+from ..gradients import Query
 from ._base import BaseInfluenceMethod
 from .ihvp import ExactSolver
 
@@ -54,10 +54,9 @@ class NewtonLOO(BaseInfluenceMethod):
     n_steps : int >= 1 or "auto", default="auto"
         Newton steps; 1 is the closed-form estimate. ``"auto"`` takes 2
         steps when the second one is cheap (``n_train**2 * p <= 1e10``
-        multiply-adds) and 1 otherwise: on standardised breast_cancer with
-        ``LogisticRegression(C=1)`` one step reaches a mean Pearson of 0.988
-        against actual leave-one-out retraining and two reach 0.999
-        (``benchmarks/loo_fidelity.py``).
+        multiply-adds) and 1 otherwise: the second step brings the estimate
+        closer to actual leave-one-out retraining
+        (``benchmarks/loo_fidelity.py`` measures how much).
     query : {"exact", "linear"}, default="exact"
         How the query measurement's change is evaluated (see above).
         Objectives that transform the query rows use ``"linear"``.
@@ -119,15 +118,11 @@ class NewtonLOO(BaseInfluenceMethod):
         self.query = query
         self.max_params = max_params
 
-    def fit(self, ctx):
-        self._validate_params()
-        return super().fit(ctx)
-
     def _prepare(self, ctx, c, params):
         view, layout = ctx.view, ctx.layout
         _check_glm(view, layout, ctx.X)
         group = layout.groups[0]
-        problem = HessianProblem(view, layout, ctx.X, ctx.T, ctx.batch_size)
+        problem = ctx.hessian_problem()
         solver = ExactSolver(max_params=self.max_params).fit(problem, self.damping, ctx)
         self.damping_ = solver.damping_
         f64 = torch.float64
@@ -156,7 +151,7 @@ class NewtonLOO(BaseInfluenceMethod):
         self.n_steps_ = n_steps
         for _ in range(n_steps - 1):
             steps = steps - self._newton_correction(
-                problem, theta, steps, a, z, ctx.T, h_inv, cmat, s, ident, k_out
+                ctx, problem, theta, steps, a, z, h_inv, cmat, s, ident, k_out
             )
         self._steps = steps
         self._a, self._z = a, z
@@ -164,15 +159,17 @@ class NewtonLOO(BaseInfluenceMethod):
         self.steps_ = steps.cpu().numpy()
 
     def _newton_correction(
-        self, problem, theta, steps, a, z, t, h_inv, cmat, s, ident, k
+        self, ctx, problem, theta, steps, a, z, h_inv, cmat, s, ident, k
     ):
         """``H_(-j)^{-1} grad J_(-j)(theta + step_j)`` for every row, with the
         Hessian held at the fitted parameters (Woodbury, as above)."""
-        view = problem.view
+        view, t = problem.view, ctx.T
         n = a.shape[0]
         cols = a.shape[1]
         out = torch.empty_like(steps)
-        chunk = max(1, int(2**24 // max(n * k, 1)))
+        # Per leave-one-out row: the outputs, loss gradients and their
+        # products over all training rows, about four (n, k) float64 blocks.
+        chunk = ctx.budget.rows_for(4 * 8 * n * k)
         pen = problem._penalty_term
         for start in range(0, n, chunk):
             sl = slice(start, min(n, start + chunk))
@@ -205,7 +202,7 @@ class NewtonLOO(BaseInfluenceMethod):
     def _scale(self, ctx):
         return 1.0
 
-    def influence(self, ctx, query):
+    def _influence(self, ctx, query):
         dtype = ctx.view.dtype
         if self.query == "linear" or query.transform is not None:
             Q = ctx.query_grads(query)
@@ -224,7 +221,9 @@ class NewtonLOO(BaseInfluenceMethod):
         if weights is not None:
             base = base * weights
         out = torch.empty(m, n, dtype=torch.float64, device=ctx.view.device)
-        chunk = max(1, int(2**22 // max(m * k, 1)))
+        # Per training row, the (m, k) float64 outputs of the query rows and
+        # the measure's temporaries on them: about sixteen such blocks.
+        chunk = ctx.budget.rows_for(16 * 8 * m * k)
         for start in range(0, n, chunk):
             sl = slice(start, min(n, start + chunk))
             zz = zq.unsqueeze(1) + torch.einsum("qc,jkc->qjk", aq, dw[sl])
@@ -238,11 +237,9 @@ class NewtonLOO(BaseInfluenceMethod):
             out = out.sum(0, keepdim=True)
         return out.to(dtype)
 
-    def self_influence(self, ctx, X=None, T=None):
+    def _self_influence(self, ctx, X, T):
         dtype = ctx.view.dtype
         if X is not None:
-            from ._base import Query
-
             Q = ctx.query_grads(Query(X, T))
             M = Q.materialise().to(torch.float64)
             return ((M @ self._h_inv) * M).sum(1).to(dtype)

@@ -162,9 +162,5 @@ class TracInCP(BaseInfluenceMethod):
     def __init__(self, checkpoints=None):
         self.checkpoints = checkpoints
 
-    def fit(self, ctx):
-        self._validate_params()
-        return super().fit(ctx)
-
     def _param_sets(self, ctx):
         return checkpoint_params(ctx, self.checkpoints)

@@ -1,17 +1,10 @@
 """What the query gradient measures: loss (utility), fairness, robustness."""
 
-from ._base import BaseObjective, LossObjective, get_objective
+from ._base import BaseObjective, LossObjective
 from ._callable import CallableObjective
 from ._fairness import DemographicParity, EqualOpportunity, check_sensitive_features
+from ._registry import OBJECTIVES, get_objective, register_objective
 from ._robustness import RobustnessObjective
-
-OBJECTIVES = {
-    "loss": LossObjective,
-    "demographic_parity": DemographicParity,
-    "equal_opportunity": EqualOpportunity,
-    "robustness": RobustnessObjective,
-    "CallableObjective": CallableObjective,
-}
 
 __all__ = [
     "BaseObjective",
@@ -23,4 +16,5 @@ __all__ = [
     "RobustnessObjective",
     "check_sensitive_features",
     "get_objective",
+    "register_objective",
 ]

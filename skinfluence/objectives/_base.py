@@ -3,12 +3,12 @@
 import numbers
 
 import torch
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval
 
-from ..methods._base import Query
+from ..gradients import Query
 
-__all__ = ["BaseObjective", "LossObjective", "get_objective"]
+__all__ = ["BaseObjective", "LossObjective"]
 
 
 class BaseObjective(BaseEstimator):
@@ -22,7 +22,7 @@ class BaseObjective(BaseEstimator):
     per_row = True
 
     def make_query(self, view, X, T, **params):
-        """The :class:`~skinfluence.methods.Query` for rows ``X``, targets ``T``."""
+        """The :class:`~skinfluence.gradients.Query` for rows ``X``, targets ``T``."""
         raise NotImplementedError
 
     def value(self, view, X, T, params=None, **kwargs):
@@ -125,25 +125,3 @@ class LossObjective(BaseObjective):
         weights = torch.ones_like(loss)
         weights[trimmed] = 0
         return Query(X, T, measure=view.loss, weights=weights)
-
-
-def get_objective(objective):
-    """An objective object from a name, an object or a callable."""
-    from . import OBJECTIVES
-
-    if isinstance(objective, str):
-        try:
-            return OBJECTIVES[objective]()
-        except KeyError:
-            raise ValueError(
-                f"objective={objective!r} is not known; choose one of "
-                f"{sorted(OBJECTIVES)}, pass an objective object or a callable."
-            ) from None
-    if isinstance(objective, BaseObjective):
-        return clone(objective)
-    if callable(objective) and "CallableObjective" in OBJECTIVES:
-        return OBJECTIVES["CallableObjective"](objective)
-    raise TypeError(
-        f"objective must be one of {sorted(OBJECTIVES)} or an objective object; "
-        f"got {objective!r}."
-    )

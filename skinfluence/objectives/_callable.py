@@ -2,7 +2,7 @@
 
 import torch
 
-from ..methods._base import Query
+from ..gradients import Query
 from ._base import BaseObjective
 
 __all__ = ["CallableObjective"]

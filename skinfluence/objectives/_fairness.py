@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval
 
-from ..methods._base import Query
+from ..gradients import Query
 from ._base import BaseObjective
 
 __all__ = ["DemographicParity", "EqualOpportunity", "check_sensitive_features"]
@@ -196,15 +196,18 @@ class DemographicParity(_GroupGap):
 
 
 class EqualOpportunity(_GroupGap):
-    """Equal-opportunity gap: difference of mean loss on the positive rows
-    between two groups.
+    """Equal-opportunity gap: difference between two groups of the
+    favourable outcome on the positive rows, minus their mean loss.
 
-    ``gap = mean loss over {s = b, y = positive} - mean loss over {s = a,
-    y = positive}``, ``a < b`` in ``np.unique`` order (the loss is the
-    model's training loss, a surrogate of the true-positive rate). With more
-    than two groups, the pair with the largest absolute gap. Every group
-    needs at least one positive row. Set-level: influence has shape
-    (n_train,), computed in O(n_train).
+    ``gap = mean loss over {s = a, y = positive} - mean loss over {s = b,
+    y = positive}``, ``a < b`` in ``np.unique`` order: the value of a group
+    is minus its mean training loss on its positive rows (a surrogate of
+    the true-positive rate, higher is more favourable), and the gap is
+    ``value(b) - value(a)``, oriented like :class:`DemographicParity`'s. It
+    is the Hessian-free influence paper's ``f_EOp`` with ``a = 0``,
+    ``b = 1``. With more than two groups, the pair with the largest
+    absolute gap. Every group needs at least one positive row. Set-level:
+    influence has shape (n_train,), computed in O(n_train).
 
     **Sign**: positive influence = removing the training row *raises* the
     gap (for the loss objective the same rule reads "the row is helpful");
@@ -255,7 +258,12 @@ class EqualOpportunity(_GroupGap):
                 "objective='equal_opportunity' needs a classifier (it compares the "
                 "loss on positive rows); use 'demographic_parity' for regressors."
             )
-        return view.loss
+        loss = view.loss
+
+        def minus_loss(output, target):
+            return -loss(output, target)
+
+        return minus_loss
 
     def _masks(self, view, T, codes, groups):
         positive = (T.detach().cpu().numpy() == self._positive_index(view)).reshape(-1)

@@ -5,7 +5,7 @@ import numbers
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ..methods._base import Query
+from ..gradients import Query
 from ._base import BaseObjective
 
 __all__ = ["RobustnessObjective", "is_linear_model"]

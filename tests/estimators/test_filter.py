@@ -171,7 +171,7 @@ def test_float_contamination_flags_that_many_top_scores(wine):
 
 
 def test_confident_joint_count_by_hand():
-    from skinfluence.estimators._filter import confident_joint_count
+    from skinfluence.estimators._noise_signals import confident_joint_count
 
     # Thresholds (mean probability of each class over its own labelled
     # rows): class 0 mean(0.9, 0.7, 0.2) = 0.6, class 1 mean(0.6, 0.4) = 0.5,
@@ -204,7 +204,7 @@ def test_confident_joint_count_by_hand():
 
 
 def test_confident_joint_contamination_flags_the_counted_number(wine):
-    from skinfluence.estimators._filter import confident_joint_count
+    from skinfluence.estimators._noise_signals import confident_joint_count
 
     filt = NoisyLabelFilter(
         lr(), contamination="confident_joint", cv=3, n_repeats=1, random_state=0
@@ -227,7 +227,7 @@ def test_confident_joint_contamination_flags_the_counted_number(wine):
 
 def test_confident_joint_count_matches_cleanlab():
     count = pytest.importorskip("cleanlab.count")
-    from skinfluence.estimators._filter import confident_joint_count
+    from skinfluence.estimators._noise_signals import confident_joint_count
 
     rng = np.random.default_rng(0)
     for n_classes in (2, 3, 5):

@@ -285,7 +285,21 @@ FIT_ERRORS = {
         X_OK,
         Y_OK,
         ValueError,
-        r"'method' parameter.*Got 'tracn'",
+        r"method='tracn' is not a known method",
+    ),
+    "estimator-string": (
+        dict(estimator="LogisticRegression"),
+        X_OK,
+        Y_OK,
+        ValueError,
+        r"'estimator' parameter.*Got 'LogisticRegression'",
+    ),
+    "objective-type": (
+        dict(objective=3),
+        X_OK,
+        Y_OK,
+        ValueError,
+        r"'objective' parameter.*Got 3",
     ),
     "method-type": (
         dict(method=3),
@@ -407,3 +421,42 @@ def test_skorch_net_is_fitted_on_every_row_and_not_mutated():
     # One column per row the caller passed, all of them trained on.
     assert scorer.influence(X[:2], y[:2]).shape == (2, len(X))
     assert scorer.self_influence_.shape == (len(X),)
+
+
+def test_a_method_registered_after_import_is_accepted_by_name():
+    from skinfluence.methods import METHODS, register_method
+    from skinfluence.methods._registry import METHODS as registry
+
+    class Doubled(TracIn):
+        def _scale(self, ctx):
+            return 2.0
+
+    register_method("doubled_tracin", Doubled)
+    try:
+        X, y = _data()
+        est = LogisticRegression()
+        base = InfluenceScorer(est, method="tracin").fit(X, y).influence(X[:3], y[:3])
+        got = InfluenceScorer(est, method="doubled_tracin").fit(X, y)
+        assert isinstance(got.method_, Doubled)
+        np.testing.assert_allclose(got.influence(X[:3], y[:3]), 2 * base, rtol=1e-6)
+    finally:
+        del registry["doubled_tracin"]
+    assert "doubled_tracin" not in METHODS
+
+
+def test_features_are_the_last_linear_layers_input():
+    X, y = _data()
+    net = nn.Sequential(nn.Linear(4, 7), nn.Tanh(), nn.Linear(7, 2))
+    scorer = InfluenceScorer(net, dtype="float64", random_state=0).fit(X, y)
+    module = scorer.estimator_.module_
+    with torch.no_grad():
+        expected = module[1](module[0](torch.tensor(X, dtype=torch.float32)))
+    got = scorer.features(X)
+    assert got.shape == (60, 7)
+    assert scorer.n_train_ == 60
+    np.testing.assert_allclose(got, expected.double().numpy(), rtol=1e-5, atol=1e-6)
+    # A linear model's penultimate space is its input.
+    lin = InfluenceScorer(LogisticRegression(), dtype="float64").fit(X, y)
+    np.testing.assert_array_equal(lin.features(X), X)
+    with pytest.raises(ValueError, match="features"):
+        lin.features(X[:, :3])

@@ -17,6 +17,7 @@ from skinfluence.gradients import (
     total_gradient,
 )
 from skinfluence.models import ModelView
+from skinfluence.utils._torch import MemoryBudget
 
 F64 = torch.float64
 
@@ -238,7 +239,7 @@ def _sklearn_to_layout_index(view, layout, shapes, sizes):
 def test_hessian_and_hvp_match_autograd_hessian_of_sklearn_objective():
     est, view, X, T = _mlp_problem()
     layout = ParamLayout(view, view.select("all"), X)
-    problem = HessianProblem(view, layout, X, T, batch_size=7)
+    problem = HessianProblem(view, layout, X, T, budget=MemoryBudget(batch_size=7))
     f, theta, shapes, sizes = _sklearn_objective(est, X, T)
     perm = _sklearn_to_layout_index(view, layout, shapes, sizes)
     torch.testing.assert_close(theta[perm], problem.theta, rtol=0, atol=0)

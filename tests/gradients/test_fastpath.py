@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import skinfluence.utils._torch as torch_utils
 from skinfluence.gradients import ParamLayout, RowGrads, row_gradients
 from skinfluence.methods import InfluenceContext, Query, TracIn
 from skinfluence.models import ModelView
@@ -124,23 +123,29 @@ def test_cat_of_one_block_is_that_block_and_of_many_is_exact():
     torch.testing.assert_close(RowGrads.cat(parts).materialise(), G.materialise())
 
 
-def _context(batch_size=None):
+def _context(batch_size=None, memory_budget=None):
     view, layout, X, T, Xq, Tq = _problem()
-    ctx = InfluenceContext(view=view, layout=layout, X=X, T=T, batch_size=batch_size)
+    ctx = InfluenceContext(
+        view=view,
+        layout=layout,
+        X=X,
+        T=T,
+        batch_size=batch_size,
+        memory_budget=memory_budget,
+    )
     return ctx, Xq, Tq
 
 
 @pytest.mark.parametrize("cached", [True, False])
 @pytest.mark.parametrize("batch_size", [None, 6])
-def test_tracin_matrix_and_self_influence_match_loop(monkeypatch, cached, batch_size):
-    import skinfluence.methods._base as base
-
-    if not cached:
-        monkeypatch.setattr(base, "CACHE_BUDGET", 0)
-    # A tiny memory budget forces the cached training rows into several
-    # blocks, so the products land in strided slices of the output.
-    monkeypatch.setattr(torch_utils, "DEFAULT_MEMORY_BUDGET", 3 * 7 * 8 * 9)
-    ctx, Xq, Tq = _context(batch_size)
+def test_tracin_matrix_and_self_influence_match_loop(cached, batch_size):
+    # A tiny memory budget, which the training gradients just fill (cached)
+    # or just overflow (recomputed), forces the training rows into several
+    # product blocks, so the products land in strided slices of the output.
+    view, layout, X, *_ = _problem()
+    cache_bytes = len(X) * layout.factor_width * 8
+    ctx, Xq, Tq = _context(batch_size, cache_bytes if cached else cache_bytes - 1)
+    assert ctx.budget.rows_for(3 * len(Xq) * 8) < len(X)
     method = TracIn().fit(ctx)
     assert bool(method._train_cache) is cached
     assert bool(method._self_cache) is cached

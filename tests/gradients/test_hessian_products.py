@@ -5,6 +5,7 @@ from torch import nn
 from skinfluence.gradients import HessianProblem, ParamLayout
 from skinfluence.models import ModelView
 from skinfluence.models._losses import multinomial_loss
+from skinfluence.utils._torch import MemoryBudget
 
 N, D, H, C = 30, 3, 4, 3
 PENALTY = 0.7
@@ -70,7 +71,7 @@ def test_hvp_matches_explicit_hessian(penalty):
     view = _view(penalty=penalty)
     X, T = _data()
     layout = ParamLayout(view, view.select("all"), X[:2])
-    problem = HessianProblem(view, layout, X, T, batch_size=7)
+    problem = HessianProblem(view, layout, X, T, budget=MemoryBudget(batch_size=7))
     ref = _explicit_hessian(view, X, T, slice(None), 1.0, penalty)
     V = torch.randn(5, layout.p, dtype=torch.float64)
     torch.testing.assert_close(problem.hvp(V), V @ ref, rtol=1e-10, atol=1e-12)

@@ -111,7 +111,7 @@ def test_gradient_candidates_are_the_largest_last_layer_influences(mlp):
     assert each.candidates == "gradients" and each.nn_ is None
     query = _query(ctx, rows)
     out = each.influence(ctx, query).numpy()
-    PQ = each.solver_.solve(ctx.query_grads(query).materialise(), each._problem)
+    PQ = each.solver_.solve(ctx.query_grads(query).materialise())
     # parameters="last": the flat layout is exactly the head's [W | b].
     ref = _last_layer_influence(scorer, X, y, PQ.double()).abs().numpy()
     for i in range(len(rows)):

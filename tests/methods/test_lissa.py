@@ -176,9 +176,9 @@ def test_small_batch_recursion_runs_on_one_thread(logistic, batch_size, expected
     torch.set_num_threads(2)
     try:
         V = torch.randn(3, problem.p, dtype=problem.dtype)
-        out = solver.solve(V, problem=Recording())
+        out = solver.rebind(Recording()).solve(V)
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
     assert set(seen) == {expected}
-    np.testing.assert_allclose(out, solver.solve(V), rtol=1e-12)
+    np.testing.assert_allclose(out, solver.rebind(problem).solve(V), rtol=1e-12)

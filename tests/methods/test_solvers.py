@@ -344,3 +344,63 @@ def test_cg_scorer_survives_pickling(mlp_data):
     s, inf, _ = _scores(est, X, y, CGSolver(tol=1e-10, max_iter=500))
     again = pickle.loads(pickle.dumps(s))
     np.testing.assert_allclose(again.influence(X[:8], y[:8]), inf, rtol=1e-8)
+
+
+def test_get_solver_clones_objects_and_rejects_other_types():
+    from skinfluence.methods.ihvp import BaseSolver, get_solver
+
+    given = CGSolver(tol=1e-3)
+    got = get_solver(given)
+    assert isinstance(got, CGSolver) and got is not given and got.tol == 1e-3
+    assert isinstance(get_solver("arnoldi"), BaseSolver)
+    with pytest.raises(ValueError, match="solver='nope'"):
+        get_solver("nope")
+
+    class Duck:
+        def fit(self, *a):
+            return self
+
+        def solve(self, V):
+            return V
+
+    with pytest.raises(TypeError, match="BaseSolver"):
+        get_solver(Duck())
+
+
+def test_capabilities_are_declared():
+    from skinfluence.methods.ihvp import SOLVERS
+
+    low_rank = {n for n, cls in SOLVERS.items() if cls.low_rank}
+    uses_problem = {n for n, cls in SOLVERS.items() if cls.uses_problem}
+    assert low_rank == {"arnoldi"}
+    assert uses_problem == {"cg", "lissa"}
+    with pytest.raises(NotImplementedError, match="not a low-rank solver"):
+        CGSolver().low_rank_factors()
+
+
+def test_an_unbound_solver_says_how_to_attach_a_problem(mlp_data):
+    import pickle
+
+    est, X, y = mlp_data
+    s, _, _ = _scores(est, X, y, CGSolver(tol=1e-10, max_iter=500))
+    solver = pickle.loads(pickle.dumps(s.method_.solver_))
+    assert not solver.is_bound
+    with pytest.raises(ValueError, match="rebind"):
+        solver.solve(torch.zeros(1, 3, dtype=torch.float64))
+    problem = s._context().hessian_problem()
+    V = torch.randn(2, problem.p, dtype=torch.float64)
+    np.testing.assert_array_equal(
+        solver.rebind(problem).solve(V), s.method_.solver_.solve(V)
+    )
+
+
+@pytest.mark.parametrize("damping", [-0.1, float("nan"), "big", True])
+def test_every_solver_rejects_bad_damping(mlp_data, damping):
+    from skinfluence.methods.ihvp import SOLVERS
+
+    est, X, y = mlp_data
+    s, _, _ = _scores(est, X, y, "exact")
+    problem = s._context().hessian_problem()
+    for cls in SOLVERS.values():
+        with pytest.raises(ValueError, match="damping must be 'auto'"):
+            cls().fit(problem, damping)

@@ -126,7 +126,8 @@ def test_equal_opportunity_matches_autograd(problem, logistic):
     w, b = _logistic_params(logistic)
     loss = _bce(torch.as_tensor(Xq, dtype=D) @ w + b, yq)
     pos = yq == 1
-    gap = loss[pos & (s == 1)].mean() - loss[pos & (s == 0)].mean()
+    # The seed paper's f_EOp: loss(s=0, y=1) - loss(s=1, y=1).
+    gap = loss[pos & (s == 0)].mean() - loss[pos & (s == 1)].mean()
     want = _expected(_grad(gap, [w, b]), _train_grads_logistic(logistic, X, y))
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 

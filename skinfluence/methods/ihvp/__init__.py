@@ -1,24 +1,31 @@
 """Inverse-Hessian-vector-product solvers.
 
-A solver is a small estimator-like object with ``fit(problem, damping,
-ctx)`` (sets ``damping_``) and ``solve(V) -> (H + damping_ I)^{-1} V``
-row-wise, where ``problem`` is a :class:`~skinfluence.gradients.HessianProblem`.
+Every solver is a :class:`BaseSolver`: ``fit(problem, damping, ctx)`` (sets
+``damping_``) and ``solve(V) -> (H + damping_ I)^{-1} V`` row-wise, where
+``problem`` is a :class:`~skinfluence.gradients.HessianProblem`.
 """
 
+from sklearn.base import clone
+
 from ._arnoldi import ArnoldiSolver
+from ._base import AUTO_DAMPING_FRACTION, BaseSolver, resolve_damping
 from ._cg import CGSolver
 from ._ekfac import EKFACSolver
 from ._exact import ExactSolver
 from ._lissa import LISSA_PRESETS, LissaSolver
 
-SOLVERS = {"exact": ExactSolver}
-SOLVERS["lissa"] = LissaSolver
-SOLVERS["cg"] = CGSolver
-SOLVERS["arnoldi"] = ArnoldiSolver
-SOLVERS["ekfac"] = EKFACSolver
+SOLVERS = {
+    "exact": ExactSolver,
+    "lissa": LissaSolver,
+    "cg": CGSolver,
+    "arnoldi": ArnoldiSolver,
+    "ekfac": EKFACSolver,
+}
 
 __all__ = [
+    "AUTO_DAMPING_FRACTION",
     "ArnoldiSolver",
+    "BaseSolver",
     "CGSolver",
     "EKFACSolver",
     "ExactSolver",
@@ -26,11 +33,12 @@ __all__ = [
     "LissaSolver",
     "SOLVERS",
     "get_solver",
+    "resolve_damping",
 ]
 
 
 def get_solver(solver):
-    """A solver object from a name or an object (returned as is)."""
+    """A fresh (unfitted) solver from a name or a solver object (cloned)."""
     if isinstance(solver, str):
         try:
             return SOLVERS[solver]()
@@ -39,9 +47,10 @@ def get_solver(solver):
                 f"solver={solver!r} is not available; choose one of "
                 f"{sorted(SOLVERS)} or pass a solver object."
             ) from None
-    if not (hasattr(solver, "fit") and hasattr(solver, "solve")):
-        raise TypeError(
-            f"solver must be a name ({sorted(SOLVERS)}) or an object with fit and "
-            f"solve; got {solver!r}."
-        )
-    return solver
+    if isinstance(solver, BaseSolver):
+        return clone(solver)
+    raise TypeError(
+        f"solver must be a name among {sorted(SOLVERS)} or a solver object "
+        f"(a subclass of skinfluence.methods.BaseSolver, e.g. "
+        f"skinfluence.CGSolver()); got {solver!r}."
+    )

@@ -3,16 +3,16 @@
 import numbers
 
 import torch
-from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ...exceptions import SingularHessianError
 from ...utils._torch import rademacher
+from ._base import BaseSolver, resolve_damping
 
 __all__ = ["ArnoldiSolver"]
 
 
-class ArnoldiSolver(BaseEstimator):
+class ArnoldiSolver(BaseSolver):
     """Invert the damped Hessian in its top-``rank`` eigenspace.
 
     A Krylov basis of ``rank + oversampling`` Hessian-vector products (Lanczos
@@ -31,15 +31,14 @@ class ArnoldiSolver(BaseEstimator):
     what the influence ``g_q^T (H + damping I)^{-1} g_j`` is made of. Loss
     gradients lie mostly in directions of high curvature (for
     cross-entropy the Gauss-Newton matrix is their expected outer product),
-    so this ``c`` is far above the plain mean eigenvalue of the rest:
-    on the MLP of ``benchmarks/speed_if.py`` (85,002 parameters, top
-    eigenvalue 11.7) it is about 0.1 against a mean of 0.001, and with the
-    same 50 eigenpairs the Pearson correlation with a converged solve rises
-    from 0.988 to 0.994. ``tail="mean"`` estimates the plain mean eigenvalue
-    there (Rademacher probes projected off ``U``), a number sets ``c``, and
-    ``tail="drop"`` drops the rest of the space (the original Arnoldi
-    influence, which ignores gradient components outside the basis). Because the operator is "low rank plus a multiple of
-    the identity", :class:`~skinfluence.InfluenceFunction` caches every
+    so this ``c`` is far above the plain mean eigenvalue of the rest, and
+    the scores come closer to a converged solve with the same eigenpairs
+    (``benchmarks/speed_if.py`` measures it). ``tail="mean"`` estimates the
+    plain mean eigenvalue there (Rademacher probes projected off ``U``), a
+    number sets ``c``, and ``tail="drop"`` drops the rest of the space (the
+    original Arnoldi influence, which ignores gradient components outside
+    the basis). Because the operator is "low rank plus a multiple of the
+    identity", :class:`~skinfluence.InfluenceFunction` caches every
     training row's ``rank`` coordinates once: each later query is a small
     matrix product plus a gradient inner product, and self-influence costs
     O(n_train * rank).
@@ -60,11 +59,10 @@ class ArnoldiSolver(BaseEstimator):
         training rows drawn at random without replacement (rescaled to the
         mean objective), as LiSSA samples its mini-batches; ``None`` uses
         every row. Each Hessian-vector product then costs ``hessian_rows /
-        n_train`` of a full one. On the MLP of ``benchmarks/speed_if.py``
-        (8,000 rows) a 2,000-row sample moved the Pearson correlation with
-        a converged solve by about 0.002 while the Krylov steps ran about 4
-        times faster; the training rows' coordinates and the influence
-        scores still use every row.
+        n_train`` of a full one, at a small loss of agreement with a
+        converged solve (``benchmarks/speed_if.py`` measures both); the
+        training rows' coordinates and the influence scores still use every
+        row.
 
     Attributes
     ----------
@@ -117,10 +115,9 @@ class ArnoldiSolver(BaseEstimator):
         self.n_probes = n_probes
         self.hessian_rows = hessian_rows
 
-    def fit(self, problem, damping, ctx=None):
-        from .._influence_function import resolve_damping
+    low_rank = True
 
-        self._validate_params()
+    def _fit(self, problem, damping, ctx):
         generator = getattr(ctx, "generator", None)
         start = problem.n_hvp
         full = problem
@@ -170,7 +167,6 @@ class ArnoldiSolver(BaseEstimator):
         self._weights = (1.0 / (evals + self.damping_) - shift).to(problem.dtype)
         self._shift = shift
         self.n_hvp_ = problem.n_hvp - start
-        return self
 
     def _tail_eigenvalue(self, problem, U, generator):
         """``c``: the eigenvalue assumed outside the basis ``U`` (see above)."""
@@ -192,12 +188,10 @@ class ArnoldiSolver(BaseEstimator):
         """``(U, w, s)`` with ``(H + damping I)^{-1} = U diag(w) U^T + s I``."""
         return self._U, self._weights, self._shift
 
-    def solve(self, V):
-        """``(H + damping I)^{-1} V^T`` row-wise for V (m, p)."""
+    def _solve(self, V):
         U = self._U
         W = V.to(device=U.device, dtype=U.dtype)
-        out = ((W @ U) * self._weights) @ U.T + self._shift * W
-        return out.to(device=V.device, dtype=V.dtype)
+        return ((W @ U) * self._weights) @ U.T + self._shift * W
 
 
 class _RowSample:

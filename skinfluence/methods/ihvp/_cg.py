@@ -4,16 +4,16 @@ import numbers
 import warnings
 
 import torch
-from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ...exceptions import SingularHessianError, SolverConvergenceWarning
 from ...utils._torch import rademacher
+from ._base import BaseSolver, resolve_damping
 
 __all__ = ["CGSolver"]
 
 
-class CGSolver(BaseEstimator):
+class CGSolver(BaseSolver):
     """Solve ``(H + damping I) x = v`` by conjugate gradient, one system per row.
 
     All right-hand sides advance together: every iteration costs one batched
@@ -73,13 +73,11 @@ class CGSolver(BaseEstimator):
         self.preconditioner = preconditioner
         self.n_probes = n_probes
 
-    def fit(self, problem, damping, ctx=None):
-        from .._influence_function import resolve_damping
+    uses_problem = True
 
-        self._validate_params()
+    def _fit(self, problem, damping, ctx):
         generator = getattr(ctx, "generator", None)
         self.damping_ = resolve_damping(problem, damping, generator=generator)
-        self._problem = problem
         self._diag = None
         if isinstance(self.preconditioner, str):
             z = rademacher(
@@ -90,22 +88,6 @@ class CGSolver(BaseEstimator):
             self._diag = diag.clamp_min(floor) + self.damping_
         self.residual_ = 0.0
         self.n_iter_ = 0
-        return self
-
-    def rebind(self, problem):
-        """Attach the Hessian problem again (it is not pickled: it holds the
-        model, which its owner rebuilds after unpickling)."""
-        self._problem = problem
-        if self._diag is not None:
-            self._diag = self._diag.to(device=problem.device, dtype=problem.dtype)
-        return self
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_problem"] = None
-        if state.get("_diag") is not None:
-            state["_diag"] = state["_diag"].cpu()
-        return state
 
     def _apply_precond(self, R):
         if self._diag is not None:
@@ -117,8 +99,7 @@ class CGSolver(BaseEstimator):
     def _matvec(self, P):
         return self._problem.hvp(P) + self.damping_ * P
 
-    def solve(self, V):
-        """``(H + damping I)^{-1} V^T`` row-wise for V (m, p)."""
+    def _solve(self, V):
         problem = self._problem
         B = V.to(device=problem.device, dtype=problem.dtype)
         X = torch.zeros_like(B)
@@ -178,6 +159,6 @@ class CGSolver(BaseEstimator):
                 "Increase max_iter (method__solver__max_iter), or damping to make "
                 "the system better conditioned.",
                 SolverConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        return X.to(device=V.device, dtype=V.dtype)
+        return X

@@ -3,16 +3,17 @@
 import numbers
 
 import torch
-from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval
 from torch.func import grad, jvp, vmap
 
 from ...exceptions import SingularHessianError
+from ...gradients import row_gradients
+from ._base import BaseSolver, resolve_damping
 
 __all__ = ["EKFACSolver"]
 
 
-class EKFACSolver(BaseEstimator):
+class EKFACSolver(BaseSolver):
     """Block-diagonal, eigenvalue-corrected Kronecker-factored Hessian.
 
     Every Linear layer is one block; for a row ``i`` its gradient is
@@ -75,10 +76,7 @@ class EKFACSolver(BaseEstimator):
     def __init__(self, max_outputs=64):
         self.max_outputs = max_outputs
 
-    def fit(self, problem, damping, ctx=None):
-        from .._influence_function import resolve_damping
-
-        self._validate_params()
+    def _fit(self, problem, damping, ctx):
         layout, view = problem.layout, problem.view
         if not layout.groups:
             raise ValueError(
@@ -94,7 +92,7 @@ class EKFACSolver(BaseEstimator):
             )
         generator = getattr(ctx, "generator", None)
         self.damping_ = resolve_damping(problem, damping, generator=generator)
-        chunk = ctx.chunk if ctx is not None else 1024
+        chunk = problem.row_chunk()
         dtype, device = problem.dtype, problem.device
         cov_a = [
             torch.zeros(g.cols, g.cols, dtype=dtype, device=device)
@@ -143,13 +141,10 @@ class EKFACSolver(BaseEstimator):
                 )
             self._inv.append(1.0 / damped)
         self._layout = layout
-        return self
 
     def _factor_passes(self, problem, chunk, generator):
         """Per chunk: ``A`` factors per layer and, per layer, the list of
         Gauss-Newton pseudo-gradient factors ``delta``."""
-        from ...gradients import row_gradients
-
         view, layout = problem.view, problem.layout
         for start in range(0, problem.X.shape[0], chunk):
             x = problem.X[start : start + chunk]
@@ -183,9 +178,8 @@ class EKFACSolver(BaseEstimator):
         qs, qa = self._bases[k]
         return qs @ ((qs.T @ block @ qa) * self._inv[k]) @ qa.T
 
-    def solve(self, V):
-        """``P V^T`` row-wise for V (m, p), ``P`` the inverse of the damped
-        EK-FAC matrix."""
+    def _solve(self, V):
+        # P V^T row-wise, P the inverse of the damped EK-FAC matrix.
         layout = self._layout
         dtype = self._inv[0].dtype
         W = V.to(device=self._inv[0].device, dtype=dtype)
@@ -193,7 +187,7 @@ class EKFACSolver(BaseEstimator):
         for k, (g, s) in enumerate(zip(layout.groups, layout.group_slices)):
             block = W[:, s].reshape(-1, g.out, g.cols)
             out[:, s] = self._rotate_apply(block, k).reshape(W.shape[0], -1)
-        return out.to(device=V.device, dtype=V.dtype)
+        return out
 
     def quadratic(self, G):
         """``g_i^T P g_i`` for the rows of a :class:`RowGrads`, from the

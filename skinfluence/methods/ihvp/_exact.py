@@ -1,14 +1,17 @@
 """Exact inverse-Hessian products by Cholesky factorisation."""
 
+import numbers
+
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval
 
 from ...exceptions import SingularHessianError
+from ._base import BaseSolver, resolve_damping
 
 __all__ = ["ExactSolver"]
 
 
-class ExactSolver(BaseEstimator):
+class ExactSolver(BaseSolver):
     """Form the mean Hessian, add damping, factorise it in float64.
 
     Memory grows as ``p^2``: fit for models of up to a few thousand
@@ -24,12 +27,14 @@ class ExactSolver(BaseEstimator):
         Eigenvalues of the undamped Hessian (ascending).
     """
 
+    _parameter_constraints = {
+        "max_params": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
+
     def __init__(self, max_params=8000):
         self.max_params = max_params
 
-    def fit(self, problem, damping, ctx=None):
-        from .._influence_function import resolve_damping
-
+    def _fit(self, problem, damping, ctx):
         if problem.p > self.max_params:
             raise ValueError(
                 f"solver='exact' would form a {problem.p}x{problem.p} Hessian, above "
@@ -61,11 +66,7 @@ class ExactSolver(BaseEstimator):
                 "method__damping in a grid)."
             )
         self._L = L
-        self._dtype = problem.dtype
-        return self
 
-    def solve(self, V):
-        """``(H + damping I)^{-1} V^T`` row-wise for V (m, p)."""
+    def _solve(self, V):
         L = self._L
-        out = torch.cholesky_solve(V.T.to(device=L.device, dtype=L.dtype), L).T
-        return out.to(device=V.device, dtype=V.dtype)
+        return torch.cholesky_solve(V.T.to(device=L.device, dtype=L.dtype), L).T

@@ -4,18 +4,17 @@ import numbers
 import warnings
 
 import torch
-from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 from torch.func import grad, jvp, vmap
 
 from ...exceptions import SolverConvergenceWarning
-from ...utils._torch import chunk_size, intra_op_threads, make_generator
+from ...utils._torch import intra_op_threads, make_generator
+from ._base import BaseSolver, resolve_damping
 
 __all__ = [
     "LISSA_PRESETS",
     "LissaSolver",
-    "auto_scale",
     "estimate_row_top_eigenvalue",
     "estimate_top_eigenvalue",
 ]
@@ -81,7 +80,9 @@ def estimate_row_top_eigenvalue(problem, generator=None, n_iter=10):
         inner = grad(problem._data_term)
         return jvp(lambda w: inner(w, x, t), (theta,), (v,))[1]
 
-    step = chunk_size(problem.p * theta.element_size() * 8, 256 * 2**20, minimum=1)
+    # About 16 p-vectors per row: the iterate, its product and the
+    # temporaries of the forward-over-reverse product.
+    step = problem.budget.rows_for(problem.p * theta.element_size() * 16)
     best = 0.0
     for s in range(0, len(rows), step):
         idx = rows[s : s + step]
@@ -107,21 +108,7 @@ def chain_batch(batch_size, n, n_chains):
     return batch_size if batch_size < n // min(n_chains, n) else None
 
 
-def auto_scale(problem, top_eigenvalue, damping, batch_size, generator=None):
-    """``scale="auto"``: twice a bound on the damped mini-batch Hessians' top
-    eigenvalue, ``top + damping + (largest row eigenvalue) / batch_size``.
-
-    A mini-batch of ``b`` rows can be dominated by one high-curvature row,
-    whose eigenvalue enters its mean Hessian divided by ``b``; full batches
-    (``batch_size=None``) only need the mean Hessian's top eigenvalue.
-    """
-    bound = max(top_eigenvalue, 0.0) + damping
-    if batch_size is not None:
-        bound += estimate_row_top_eigenvalue(problem, generator) / batch_size
-    return AUTO_SCALE_FACTOR * max(bound, 1e-12)
-
-
-class LissaSolver(BaseEstimator):
+class LissaSolver(BaseSolver):
     """Inverse-Hessian products by LiSSA, the stochastic Neumann recursion.
 
     For a right-hand side ``v`` the recursion
@@ -246,9 +233,40 @@ class LissaSolver(BaseEstimator):
         self.scale = scale
         self.n_chains = n_chains
 
+    uses_problem = True
+
     def _setting(self, name):
         value = getattr(self, name)
         return LISSA_PRESETS[self.preset][name] if value is None else value
+
+    def scale_rule(self, problem, damping, generator=None, top_eigenvalue=None):
+        """The scale this solver uses on ``problem`` at ``damping``, and the
+        top-eigenvalue estimate it rests on: ``(scale, top_eigenvalue)``.
+
+        ``scale`` is the solver's ``scale`` when it is a number. For
+        ``scale="auto"`` it is twice a bound on the damped mini-batch
+        Hessians' top eigenvalue, ``top + damping + (largest row
+        eigenvalue) / batch``: a mini-batch of ``b`` rows can be dominated
+        by one high-curvature row, whose eigenvalue enters its mean Hessian
+        divided by ``b``; full batches only need the mean Hessian's top
+        eigenvalue. ``top_eigenvalue`` is estimated by power iteration
+        unless given. A caller that needs the scale before fitting (FastIF
+        sets its damping relative to it) passes the estimate back to
+        :meth:`fit` as ``top_eigenvalue``.
+        """
+        generator = generator if generator is not None else make_generator(None)
+        if top_eigenvalue is None:
+            top_eigenvalue = estimate_top_eigenvalue(problem, generator)
+        top_eigenvalue = float(top_eigenvalue)
+        if not isinstance(self.scale, str):
+            return float(self.scale), top_eigenvalue
+        n = problem.X.shape[0]
+        batch = self._setting("batch_size")
+        batch = chain_batch(None if batch == "all" else int(batch), n, self.n_chains)
+        bound = max(top_eigenvalue, 0.0) + damping
+        if batch is not None:
+            bound += estimate_row_top_eigenvalue(problem, generator) / batch
+        return AUTO_SCALE_FACTOR * max(bound, 1e-12), top_eigenvalue
 
     def fit(self, problem, damping, ctx=None, top_eigenvalue=None):
         """Choose the scale and draw the mini-batches.
@@ -263,17 +281,17 @@ class LissaSolver(BaseEstimator):
             Supplies the random generator and ``n_jobs``.
         top_eigenvalue : float, optional
             A known estimate of the Hessian's dominant eigenvalue (skips the
-            power iteration).
+            power iteration; see :meth:`scale_rule`).
         """
-        from .._influence_function import resolve_damping
+        return super().fit(problem, damping, ctx, top_eigenvalue=top_eigenvalue)
 
-        self._validate_params()
+    def _fit(self, problem, damping, ctx, top_eigenvalue=None):
         generator = getattr(ctx, "generator", None) or make_generator(None)
         self._n_jobs = getattr(ctx, "n_jobs", None)
         self.damping_ = resolve_damping(problem, damping, generator=generator)
-        if top_eigenvalue is None:
-            top_eigenvalue = estimate_top_eigenvalue(problem, generator)
-        self.top_eigenvalue_ = float(top_eigenvalue)
+        self.scale_, self.top_eigenvalue_ = self.scale_rule(
+            problem, self.damping_, generator, top_eigenvalue
+        )
         top = self.top_eigenvalue_ + self.damping_
         if top <= 0:
             warnings.warn(
@@ -281,7 +299,7 @@ class LissaSolver(BaseEstimator):
                 f"eigenvalue (about {top:.3g} with damping={self.damping_:g}). "
                 f"Increase damping above {-self.top_eigenvalue_:.3g}.",
                 SolverConvergenceWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
         self.depth_ = int(self._setting("depth"))
         self.repetitions_ = int(self._setting("repetitions"))
@@ -289,16 +307,7 @@ class LissaSolver(BaseEstimator):
         n_chains = min(self.n_chains, n)
         batch = self._setting("batch_size")
         self.batch_size_ = None if batch == "all" else int(batch)
-        if isinstance(self.scale, str):
-            self.scale_ = auto_scale(
-                problem,
-                self.top_eigenvalue_,
-                self.damping_,
-                chain_batch(self.batch_size_, n, n_chains),
-                generator,
-            )
-        else:
-            self.scale_ = float(self.scale)
+        if not isinstance(self.scale, str):
             if self.scale_ <= top:
                 warnings.warn(
                     f"LiSSA diverges: scale={self.scale_:g} is below the top "
@@ -306,7 +315,7 @@ class LissaSolver(BaseEstimator):
                     f"above it, e.g. scale={AUTO_SCALE_FACTOR * top:.3g}, or "
                     "scale='auto'.",
                     SolverConvergenceWarning,
-                    stacklevel=2,
+                    stacklevel=4,
                 )
         perm = torch.randperm(n, generator=generator)
         self.chain_rows_ = [part.sort().values for part in perm.chunk(n_chains)]
@@ -322,21 +331,10 @@ class LissaSolver(BaseEstimator):
                 generator=generator,
             )
             self.batches_.append(rows[draws])
-        self._problem = problem
-        return self
 
-    def solve(self, V, problem=None):
-        """``(H + damping I)^{-1} V^T`` row-wise for V (m, p), estimated.
-
-        ``problem`` is the :class:`HessianProblem` given to ``fit`` unless
-        passed (it is not pickled with the solver).
-        """
-        problem = problem if problem is not None else getattr(self, "_problem", None)
-        if problem is None:
-            raise ValueError(
-                "This LissaSolver has no Hessian problem (solvers are pickled "
-                "without their training data); pass problem= to solve, or fit again."
-            )
+    def _solve(self, V):
+        # (H + damping I)^{-1} V^T row-wise, estimated.
+        problem = self._problem
         V = V.to(device=problem.device, dtype=problem.dtype)
         chains = range(len(self.batches_))
         if len(self.batches_) == 1:
@@ -386,12 +384,7 @@ class LissaSolver(BaseEstimator):
                         f"damping={lam:g}). Increase scale (e.g. scale="
                         f"{4 * s:.3g}), use a larger batch_size, or add damping.",
                         SolverConvergenceWarning,
-                        stacklevel=4,
+                        stacklevel=5,
                     )
                     break
         return h / s
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_problem", None)
-        return state

@@ -1,0 +1,212 @@
+"""The solver protocol: damping, ``solve``, capabilities, binding, pickling."""
+
+import math
+import numbers
+import warnings
+
+import torch
+from sklearn.base import BaseEstimator
+
+from ...exceptions import SkinfluenceWarning
+from ...utils._torch import CPUStateMixin, rademacher
+
+__all__ = [
+    "AUTO_DAMPING_FRACTION",
+    "INDEFINITE_MARGIN",
+    "BaseSolver",
+    "check_damping",
+    "extreme_eigenvalues",
+    "resolve_damping",
+]
+
+# damping="auto": this fraction of the Hessian's mean eigenvalue (trace / p).
+AUTO_DAMPING_FRACTION = 1e-5
+# damping="auto" on an indefinite Hessian: the magnitude of its smallest
+# eigenvalue plus this fraction of its largest.
+INDEFINITE_MARGIN = 1e-2
+# Lanczos steps of the smallest-eigenvalue estimate when H is not formed.
+SPECTRUM_STEPS = 40
+
+
+def check_damping(damping):
+    """Raise unless ``damping`` is ``"auto"`` or a finite number >= 0."""
+    if isinstance(damping, str) and damping == "auto":
+        return
+    ok = isinstance(damping, numbers.Real) and not isinstance(damping, bool)
+    if not ok or not math.isfinite(damping) or damping < 0:
+        raise ValueError(
+            f"damping must be 'auto' or a finite number >= 0; got {damping!r}. "
+            "Pass e.g. damping=0.01 (InfluenceFunction(damping=...), or "
+            "method__damping in a grid)."
+        )
+
+
+def extreme_eigenvalues(problem, generator=None, n_steps=SPECTRUM_STEPS):
+    """``(smallest, largest)`` Ritz values of the mean Hessian from a Lanczos
+    run of ``n_steps`` Hessian-vector products. Ritz values lie inside the
+    spectrum, so the smallest overestimates the true smallest eigenvalue (on
+    the digits MLP of ``benchmarks/lds.py``, 40 steps found 80-90% of the
+    most negative eigenvalue's magnitude); the margin of
+    :func:`resolve_damping` covers the rest.
+    """
+    from ._arnoldi import _lanczos
+
+    evals, _ = _lanczos(problem, min(problem.p, n_steps), generator)
+    return float(evals.min()), float(evals.max())
+
+
+def resolve_damping(
+    problem, damping, H=None, generator=None, n_probes=8, spectrum=None
+):
+    """The numeric damping for ``damping`` ("auto" or a number >= 0).
+
+    ``"auto"`` is the *convex default* ``1e-5 * trace(H) / p``: small beside
+    the curvature the data and penalty provide, yet enough to make a Hessian
+    with exact null directions (e.g. softmax intercepts) invertible. The trace
+    is exact when ``H`` is given, otherwise a Hutchinson estimate from
+    ``n_probes`` Rademacher vectors.
+
+    A non-convex model (a neural net away from a strict minimum, ReLU kinks)
+    has an indefinite Hessian, for which that default leaves ``H + damping I``
+    indefinite. So ``"auto"`` also looks at the ends of the spectrum: the
+    exact eigenvalues when ``H`` is given, ``spectrum=(smallest, largest)``
+    when the caller has them (Arnoldi's Ritz values), otherwise a Lanczos
+    estimate (:func:`extreme_eigenvalues`). When the smallest eigenvalue is
+    below ``-max(convex default, 100 * eps * largest)`` (negative beyond
+    rounding), the damping is lifted to ``|smallest| + 1e-2 * largest``,
+    which makes the system positive definite with a condition number of at
+    most about ``100 + largest / |smallest|``, and a
+    :class:`~skinfluence.exceptions.SkinfluenceWarning` says so. The rule
+    depends only on the spectrum, so no value has to be known in advance.
+    The margin ``1e-2`` is where the linear datamodeling score of the digits
+    MLP in ``benchmarks/lds.py`` peaks over damping (0.003-0.005 there, for
+    three seeds' Hessians; 1e-2 gives 0.004).
+    """
+    if not (isinstance(damping, str) and damping == "auto"):
+        return float(damping)
+    if H is not None:
+        tr = float(torch.diagonal(H).sum())
+        if spectrum is None:
+            evals = torch.linalg.eigvalsh(H.to(torch.float64))
+            spectrum = float(evals[0]), float(evals[-1])
+    else:
+        z = rademacher((n_probes, problem.p), generator, problem.dtype, problem.device)
+        tr = float((problem.hvp(z) * z).sum(1).mean())
+    convex = max(AUTO_DAMPING_FRACTION * abs(tr) / problem.p, 0.0)
+    if spectrum is not None:
+        lo, hi = map(float, spectrum)
+    else:
+        lo, hi = extreme_eigenvalues(problem, generator)
+    rounding = 100 * torch.finfo(problem.dtype).eps * max(abs(hi), abs(lo))
+    if lo >= -max(convex, rounding):
+        return convex
+    lifted = -lo + INDEFINITE_MARGIN * max(hi, 0.0)
+    warnings.warn(
+        f"The Hessian is indefinite (smallest eigenvalue about {lo:.3g}, largest "
+        f"{hi:.3g}): damping='auto' lifted the damping from the convex default "
+        f"{convex:.3g} to {lifted:.3g} so that H + damping*I is positive "
+        "definite. Pass damping=<float> to choose it yourself.",
+        SkinfluenceWarning,
+        stacklevel=3,
+    )
+    return lifted
+
+
+class BaseSolver(CPUStateMixin, BaseEstimator):
+    """Base class of the inverse-Hessian-vector-product solvers.
+
+    A solver is a small estimator holding its numerical settings.
+    :meth:`fit` validates them and calls the subclass's ``_fit(problem,
+    damping, ctx)``, which resolves ``damping`` (with
+    :func:`resolve_damping`, the rule every solver shares) into
+    ``damping_`` and prepares the operator; :meth:`solve` applies
+    ``(H + damping_ I)^{-1}`` row-wise through the subclass's ``_solve``.
+
+    Capabilities are declared, not probed:
+
+    - ``low_rank = True``: :meth:`low_rank_factors` gives ``(U, w, s)`` with
+      ``(H + damping I)^{-1} = U diag(w) U^T + s I``, so a method can cache
+      every training row's coordinates ``g_j U`` once.
+    - ``uses_problem = True``: :meth:`solve` keeps computing Hessian-vector
+      products (CG, LiSSA), so it needs the
+      :class:`~skinfluence.gradients.HessianProblem`.
+    - :meth:`quadratic` gives ``g_i^T P g_i`` for a block of per-row
+      gradients; the default materialises the block and solves, a solver
+      with a cheaper form overrides it.
+
+    The Hessian problem holds the model and the training data, so it is not
+    pickled, and every fitted tensor is pickled on the CPU. :meth:`rebind`
+    is the one way to attach a problem again (the methods call it with the
+    problem of their context); it also moves the fitted tensors to the
+    problem's device.
+    """
+
+    low_rank = False
+    uses_problem = False
+    _parameter_constraints = {}
+    _transient_state = ("_problem",)
+
+    def fit(self, problem, damping, ctx=None, **fit_params):
+        """Prepare ``(H + damping I)^{-1}`` for ``problem``.
+
+        Parameters
+        ----------
+        problem : HessianProblem
+        damping : float >= 0 or "auto"
+            ``"auto"`` follows :func:`resolve_damping`.
+        ctx : InfluenceContext, optional
+            Supplies the random generator and ``n_jobs``.
+        **fit_params : dict
+            Passed to the subclass's ``_fit`` (e.g. LiSSA's ``top_eigenvalue``).
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        check_damping(damping)
+        self._problem = problem
+        self._fit(problem, damping, ctx, **fit_params)
+        self._state_device = problem.device
+        return self
+
+    def _fit(self, problem, damping, ctx, **fit_params):
+        raise NotImplementedError
+
+    def rebind(self, problem):
+        """Attach ``problem`` (e.g. after unpickling) and move the fitted
+        tensors to its device."""
+        self._move_state(problem.device)
+        self._problem = problem
+        return self
+
+    @property
+    def is_bound(self):
+        """Whether a Hessian problem is attached."""
+        return getattr(self, "_problem", None) is not None
+
+    def solve(self, V):
+        """``(H + damping I)^{-1} V^T`` row-wise for V (m, p), on V's device
+        and in its dtype."""
+        if self.uses_problem and not self.is_bound:
+            raise ValueError(
+                f"This {type(self).__name__} has no Hessian problem (solvers are "
+                "pickled without their training data); attach one with "
+                "rebind(problem), or fit again."
+            )
+        return self._solve(V).to(device=V.device, dtype=V.dtype)
+
+    def _solve(self, V):
+        raise NotImplementedError
+
+    def quadratic(self, G):
+        """``g_i^T P g_i`` for the rows of a :class:`RowGrads`."""
+        M = G.materialise()
+        return (M * self.solve(M)).sum(1)
+
+    def low_rank_factors(self):
+        """``(U, w, s)`` with ``(H + damping I)^{-1} = U diag(w) U^T + s I``
+        (solvers with ``low_rank = True``)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} is not a low-rank solver (low_rank=False)."
+        )
