@@ -234,6 +234,10 @@ def skinfluence_rows(name):
                 "skinfluence ip_ensemble (refits)",
                 lambda: IPEnsemble(kind="refits"),
             ),
+            (
+                "skinfluence influence_function (n_estimators=5)",
+                lambda: InfluenceFunction(n_estimators=5, random_state=0),
+            ),
         ]
     return rows
 

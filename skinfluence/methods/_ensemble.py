@@ -53,6 +53,28 @@ def _refit(estimator, X, T, seed):
     return est.fit(X_np, T_np)
 
 
+def refit_members(ctx, n_estimators, random_state):
+    """Parameters of ``n_estimators`` refits of the context's estimator, each
+    with its own seed drawn from ``random_state``."""
+    from ..callbacks import check_matches
+    from ..models import adapt
+
+    estimator = ctx.extra.get("estimator")
+    if estimator is None:
+        raise ValueError(
+            "An ensemble of refits needs the estimator to refit; use the method "
+            "through InfluenceScorer (or, for IPEnsemble, choose kind='noise')."
+        )
+    gen = _local_generator(random_state, ctx)
+    members = []
+    for _ in range(n_estimators):
+        est = _refit(estimator, ctx.X, ctx.T, draw_seed(gen))
+        params = adapt(est, ctx.view.n_train, ctx.view.device, ctx.view.dtype)
+        check_matches(params.params, ctx.view.params, "of a refitted model")
+        members.append(params.params)
+    return members
+
+
 class IPEnsemble(BaseInfluenceMethod):
     """Inner-product influence summed over an ensemble of models.
 
@@ -155,24 +177,10 @@ class IPEnsemble(BaseInfluenceMethod):
 
             recorded = checkpoint_params(ctx, last=self.n_estimators)
             return sets + [(p, 1.0) for p, _ in recorded]
-        gen = _local_generator(self.random_state, ctx)
         if self.kind == "refits":
-            from ..callbacks import check_matches
-            from ..models import adapt
-
-            estimator = ctx.extra.get("estimator")
-            if estimator is None:
-                raise ValueError(
-                    "IPEnsemble(kind='refits') needs the estimator to refit; use it "
-                    "through InfluenceScorer, or choose kind='noise'."
-                )
-            for _ in range(self.n_estimators):
-                seed = draw_seed(gen)
-                est = _refit(estimator, ctx.X, ctx.T, seed)
-                params = adapt(est, ctx.view.n_train, ctx.view.device, ctx.view.dtype)
-                check_matches(params.params, base, "of a refitted model")
-                sets.append((params.params, 1.0))
-            return sets
+            members = refit_members(ctx, self.n_estimators, self.random_state)
+            return sets + [(params, 1.0) for params in members]
+        gen = _local_generator(self.random_state, ctx)
         for _ in range(self.n_estimators):
             member = {}
             for name, p in base.items():

@@ -9,7 +9,7 @@ from sklearn.neural_network import MLPClassifier
 
 from skinfluence import InfluenceFunction, InfluenceScorer
 from skinfluence.exceptions import SkinfluenceWarning
-from skinfluence.methods._influence_function import (
+from skinfluence.methods.ihvp._base import (
     AUTO_DAMPING_FRACTION,
     INDEFINITE_MARGIN,
     resolve_damping,
@@ -96,3 +96,48 @@ def test_influence_function_runs_at_defaults_on_an_indefinite_mlp(
         scorer.fit(X, y)
     assert scorer.method_.damping_ > -lowest
     assert np.all(np.isfinite(scorer.influence(X[:3], y[:3])))
+
+
+def test_influence_ensemble_is_the_mean_over_independent_refits(indefinite_mlp):
+    from sklearn.base import clone
+
+    from skinfluence.utils._torch import draw_seed, make_generator
+
+    est, X, y = indefinite_mlp
+    damping = 0.05
+    method = InfluenceFunction(damping=damping, n_estimators=2, random_state=7)
+    scorer = InfluenceScorer(est, method=method, dtype="float64").fit(X, y)
+    got = scorer.influence(X[:4], y[:4])
+    # Reference: the same seeds, each refit scored on its own.
+    gen = make_generator(7)
+    models = [est.estimator]
+    for _ in range(2):
+        seed = draw_seed(gen)
+        models.append(clone(est.estimator).set_params(random_state=seed).fit(X, y))
+    single = [
+        InfluenceScorer(
+            FrozenEstimator(m),
+            method=InfluenceFunction(damping=damping),
+            dtype="float64",
+        )
+        .fit(X, y)
+        .influence(X[:4], y[:4])
+        for m in models
+    ]
+    assert not np.allclose(single[1], single[0])  # the members differ
+    np.testing.assert_allclose(got, np.mean(single, axis=0), rtol=1e-6, atol=1e-12)
+    assert len(scorer.method_.dampings_) == 3
+    self_ref = np.mean(
+        [
+            InfluenceScorer(
+                FrozenEstimator(m),
+                method=InfluenceFunction(damping=damping),
+                dtype="float64",
+            )
+            .fit(X, y)
+            .self_influence_
+            for m in models
+        ],
+        axis=0,
+    )
+    np.testing.assert_allclose(scorer.self_influence_, self_ref, rtol=1e-6)
