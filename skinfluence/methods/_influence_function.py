@@ -122,15 +122,25 @@ class InfluenceFunction(BaseInfluenceMethod):
         weight = 1.0 / (len(members) + 1)
         return [(None, weight)] + [(params, weight) for params in members]
 
+    @staticmethod
+    def _problem_at(ctx, params):
+        """The Hessian problem at the fitted parameters or at a member's."""
+        if params is None:
+            return ctx.hessian_problem()
+        view = copy.copy(ctx.view)
+        view.params = params
+        return HessianProblem(view, ctx.layout, ctx.X, ctx.T, budget=ctx.budget)
+
+    def _attach(self, ctx):
+        super()._attach(ctx)
+        # Members' solvers are bound to their own Hessians (after unpickling,
+        # or on another device).
+        for (params, _), solver in zip(self.param_sets_[1:], self.solvers_[1:]):
+            solver.rebind(self._problem_at(ctx, params))
+
     def _prepare(self, ctx, c, params):
         solver = get_solver(self.solver)
-        if params is None:
-            problem = ctx.hessian_problem()
-        else:
-            # A member's own Hessian, at its own parameters.
-            view = copy.copy(ctx.view)
-            view.params = params
-            problem = HessianProblem(view, ctx.layout, ctx.X, ctx.T, budget=ctx.budget)
+        problem = self._problem_at(ctx, params)
         damping = solver.fit(problem, self.damping, ctx).damping_
         if c == 0:
             self.solver_, self.damping_ = solver, damping

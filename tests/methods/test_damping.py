@@ -141,3 +141,16 @@ def test_influence_ensemble_is_the_mean_over_independent_refits(indefinite_mlp):
         axis=0,
     )
     np.testing.assert_allclose(scorer.self_influence_, self_ref, rtol=1e-6)
+
+
+def test_influence_ensemble_with_cg_survives_pickling(indefinite_mlp):
+    import pickle
+
+    est, X, y = indefinite_mlp
+    method = InfluenceFunction(
+        solver="cg", damping=0.05, n_estimators=1, random_state=0
+    )
+    scorer = InfluenceScorer(est, method=method, dtype="float64").fit(X, y)
+    before = scorer.influence(X[:3], y[:3])
+    after = pickle.loads(pickle.dumps(scorer)).influence(X[:3], y[:3])
+    np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-12)
