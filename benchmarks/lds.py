@@ -498,15 +498,19 @@ def run_problem(name, args):
     anchors = {k: v for k, v in summary.items() if not k.startswith("skinfluence")}
     if anchors and defaults:
         best_a = max(anchors, key=anchors.get)
-        best_d = max(defaults, key=defaults.get)
         margin = 0.05 if name == "mlp_digits" else -0.001
         target = anchors[best_a] + margin
+        rule = "+ 0.05" if margin > 0 else "- 0.001 (tie)"
         lines.append(
-            f"target: best skinfluence default ({best_d}, {defaults[best_d]:.3f}) "
-            f">= best anchor ({best_a}, {anchors[best_a]:.3f}) "
-            f"{'+ 0.05' if margin > 0 else '- 0.001 (tie)'} = {target:.3f}: "
-            f"{'met' if defaults[best_d] >= target else 'short'}"
+            f"target: >= best anchor ({best_a}, {anchors[best_a]:.3f}) {rule} "
+            f"= {target:.3f}"
         )
+        for kind, pool in (("default", defaults), ("any setting", ours)):
+            best = max(pool, key=pool.get)
+            verdict = "met" if pool[best] >= target else "short"
+            lines.append(
+                f"  best skinfluence row ({kind}): {best}, {pool[best]:.3f}: {verdict}"
+            )
     if name.startswith("lr_") and args.brittle_k:
         lines.append("")
         lines.append(
