@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator
 
 from ...exceptions import SkinfluenceWarning
 from ...utils._torch import CPUStateMixin, rademacher
+from ._lanczos import _lanczos
 
 __all__ = [
     "AUTO_DAMPING_FRACTION",
@@ -49,8 +50,6 @@ def extreme_eigenvalues(problem, generator=None, n_steps=SPECTRUM_STEPS):
     most negative eigenvalue's magnitude); the margin of
     :func:`resolve_damping` covers the rest.
     """
-    from ._arnoldi import _lanczos
-
     evals, _ = _lanczos(problem, min(problem.p, n_steps), generator)
     return float(evals.min()), float(evals.max())
 
