@@ -14,7 +14,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .callbacks import Checkpoints
-from .estimators import InfluenceScorer, InfluentialSubsetSelector, NoisyLabelFilter
+from .estimators import (
+    InfluenceFineTuner,
+    InfluenceScorer,
+    InfluentialSubsetSelector,
+    NoisyLabelFilter,
+)
 from .methods import (
     METHODS,
     SOLVERS,
@@ -52,6 +57,7 @@ __all__ = [
     "ExactSolver",
     "FastIF",
     "IPEnsemble",
+    "InfluenceFineTuner",
     "InfluenceFunction",
     "InfluenceScorer",
     "LissaSolver",

@@ -100,8 +100,8 @@ class FastIF(BaseInfluenceMethod):
     damping_ : float
     solver_ : LissaSolver
         The fitted LiSSA solver (its mini-batches are drawn once in ``fit``).
-    candidates_ : ndarray of shape (n_query, n_neighbors_)
-        Training-row indices scored for each row of the last
+    candidates_ : ndarray of shape (n_query, k)
+        The ``k = n_neighbors_`` training-row indices scored for each row of the last
         :meth:`influence` call (identical rows with ``search="mean"``).
 
     Notes

@@ -6,7 +6,7 @@ __all__ = ["TracIn"]
 
 
 class TracIn(BaseInfluenceMethod):
-    """Inner-product influence ``g_q . g_j`` at the fitted parameters.
+    """Inner-product influence ``g_q^T g_j`` at the fitted parameters.
 
     TracIn with a single checkpoint and no learning-rate weight, which the
     Hessian-free influence paper calls the inner product (IP): the inverse

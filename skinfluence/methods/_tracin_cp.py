@@ -94,7 +94,7 @@ def checkpoint_params(ctx, checkpoints=None, last=None):
 
 
 class TracInCP(BaseInfluenceMethod):
-    """TracIn over training checkpoints: ``sum_c lr_c g_c(q) . g_c(j)``.
+    """TracIn over training checkpoints: ``sum_c lr_c g_c(q)^T g_c(j)``.
 
     Gradients of the query and of every training row are taken at each
     recorded checkpoint ``c`` and their inner products summed with the
