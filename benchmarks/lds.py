@@ -384,7 +384,7 @@ def all_scores(name, prob, full, args):
     cache_dir = os.path.join(args.cache, name, f"t{args.n_test}")
     os.makedirs(cache_dir, exist_ok=True)
     jobs = [(label, "skinfluence", make) for label, make in skinfluence_rows(name)]
-    jobs += [(ANCHORS[a], a, None) for a in ANCHORS]
+    jobs += [(ANCHORS[a], a, None) for a in args.anchors]
     results = {}
     for label, tool, make in jobs:
         key = label.replace(" ", "_").replace("(", "").replace(")", "")
@@ -502,14 +502,14 @@ def run_problem(name, args):
         target = anchors[best_a] + margin
         rule = "+ 0.05" if margin > 0 else "- 0.001 (tie)"
         lines.append(
-            f"target: >= best anchor ({best_a}, {anchors[best_a]:.3f}) {rule} "
-            f"= {target:.3f}"
+            f"target: >= best anchor ({best_a}, {anchors[best_a]:.4f}) {rule} "
+            f"= {target:.4f}"
         )
         for kind, pool in (("default", defaults), ("any setting", ours)):
             best = max(pool, key=pool.get)
             verdict = "met" if pool[best] >= target else "short"
             lines.append(
-                f"  best skinfluence row ({kind}): {best}, {pool[best]:.3f}: {verdict}"
+                f"  best skinfluence row ({kind}): {best}, {pool[best]:.4f}: {verdict}"
             )
     if name.startswith("lr_") and args.brittle_k:
         lines.append("")
@@ -573,6 +573,9 @@ def main(argv=None):
         default=os.path.join(os.path.expanduser("~"), ".cache", "skinfluence-lds"),
     )
     parser.add_argument("--pyinfluence-python", default=None)
+    parser.add_argument(
+        "--anchors", nargs="*", choices=list(ANCHORS), default=list(ANCHORS)
+    )
     parser.add_argument("--refresh", action="store_true")
     parser.add_argument("--pyinfluence-worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
