@@ -166,7 +166,7 @@ def main():
     )
 
     def query(rows):
-        Tq = ctx.view.encode_target(scorer._encode_labels(yq[rows]))
+        Tq = ctx.view.encode_target(scorer._adapter.encode_labels(yq[rows]))
         Xq_t = torch.tensor(Xq[rows], dtype=ctx.view.dtype)
         return Query(Xq_t, Tq, measure=ctx.view.loss)
 

@@ -4,6 +4,7 @@ import numbers
 from pathlib import Path
 
 import torch
+from sklearn.frozen import FrozenEstimator
 from skorch.callbacks import Callback
 
 __all__ = ["Checkpoints", "add_checkpoints", "find_checkpoints", "load_checkpoint"]
@@ -177,10 +178,11 @@ def _callbacks_of(net):
 
 
 def find_checkpoints(estimator):
-    """The :class:`Checkpoints` callback of a fitted skorch net, or ``None``."""
-    from .models import unwrap
-
-    net = unwrap(estimator)
+    """The :class:`Checkpoints` callback of a fitted skorch net (possibly
+    frozen), or ``None``."""
+    net = estimator
+    while isinstance(net, FrozenEstimator):
+        net = net.estimator
     if not hasattr(net, "callbacks"):
         return None
     for cb in _callbacks_of(net):

@@ -7,8 +7,6 @@ those inside functions included), so it does not depend on import order.
 import ast
 from pathlib import Path
 
-import pytest
-
 import skinfluence
 
 ROOT = Path(skinfluence.__file__).parent
@@ -115,12 +113,7 @@ def test_the_graph_sees_the_package():
 
 def test_import_graph_is_acyclic():
     cycles = _cycles()
-    solver_cycle = [c for c in cycles if "skinfluence.methods.ihvp" in c]
-    others = [c for c in cycles if c not in solver_cycle]
-    assert not others, f"import cycles: {others}"
-    if solver_cycle:
-        # Until the solvers' damping rule leaves the influence function.
-        pytest.xfail(f"solver import cycle: {solver_cycle}")
+    assert not cycles, f"import cycles: {cycles}"
 
 
 def test_cycle_finder_finds_a_cycle():

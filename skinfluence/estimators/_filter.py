@@ -136,12 +136,12 @@ class NoisyLabelFilter(
         gradients. The last layer's factorised gradients are cheap, and on
         digits its influence vote was as good as that of all parameters.
     device : str, default="auto"
-    dtype : {"float32", "float64"}, default="float32"
+    dtype : {"float32", "float64", "bfloat16"}, default="float32"
     batch_size : int or None, default=None
         Passed to the fold scorers.
     memory_budget : int or None, default=None
         Bytes of working memory, passed to the fold scorers; ``None`` is
-        2 GiB.
+        2 GiB, or half the available memory when that is less.
     random_state : int, RandomState or None, default=None
         Seeds the folds and the fold models' training (global seeds are
         left untouched).

@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .. import models
 from ..exceptions import SkinfluenceWarning, UnsupportedEstimatorError
 from ..methods import BaseInfluenceMethod, get_method
-from ..utils._torch import seeded_torch
+from ..utils._torch import draw_seed, seeded_torch
 from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer, _check_2d
 
 __all__ = ["InfluenceFineTuner"]
@@ -47,19 +47,21 @@ def check_fine_tunable(estimator):
     """
     if estimator is None:
         return "skorch"
-    kind = models.kind_of(estimator)
     inner = models.unwrap(estimator)
+    adapter = models.adapter_for(inner, None)
     name = type(inner).__name__
-    if kind == "skorch" or kind == "torch":
+    if isinstance(adapter, models.SkorchAdapter):
         from skorch import NeuralNetClassifier
 
-        if kind == "skorch" and not isinstance(inner, NeuralNetClassifier):
+        if not isinstance(adapter, models.TorchModuleAdapter) and not isinstance(
+            inner, NeuralNetClassifier
+        ):
             raise UnsupportedEstimatorError(
                 f"{name} is a regressor; InfluenceFineTuner corrects classification "
                 f"errors. Fine-tunable estimators: {FINE_TUNABLE}."
             )
         return "skorch"
-    if kind == "mlp":
+    if isinstance(adapter, models.SklearnMLPAdapter):
         from sklearn.neural_network import MLPClassifier
 
         if not isinstance(inner, MLPClassifier):
@@ -74,7 +76,9 @@ def check_fine_tunable(estimator):
                 f"solver='sgd'. Fine-tunable estimators: {FINE_TUNABLE}."
             )
         return "mlp"
-    if kind == "sgd":
+    from sklearn.linear_model import SGDClassifier
+
+    if isinstance(inner, SGDClassifier):
         return "sgd"
     raise UnsupportedEstimatorError(
         f"{name} cannot be fine-tuned by a few gradient steps: it has no partial_fit "
@@ -96,7 +100,8 @@ def fine_tune(model, kind, X, y, n_steps, lr, random_state=None):
     if kind == "skorch":
         tuned.set_params(lr=lr, batch_size=n, train_split=None)
         tuned.initialize_optimizer()
-        with seeded_torch(random_state):
+        seed = None if random_state is None else draw_seed(random_state)
+        with seeded_torch(seed):
             tuned.partial_fit(X.astype(np.float32), y, epochs=n_steps)
     elif kind == "mlp":
         tuned.set_params(learning_rate_init=lr, batch_size=n)

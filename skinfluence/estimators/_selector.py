@@ -80,10 +80,11 @@ class InfluentialSubsetSelector(
         and ``score`` delegate to it.
     parameters : "all", "last" or list of str, default="all"
     device : str, default="auto"
-    dtype : {"float32", "float64"}, default="float32"
+    dtype : {"float32", "float64", "bfloat16"}, default="float32"
     batch_size : int or None, default=None
     memory_budget : int or None, default=None
-        Bytes of working memory of the scorers; ``None`` is 2 GiB.
+        Bytes of working memory of the scorers; ``None`` is 2 GiB, or
+        half the available memory when that is less.
     random_state : int, RandomState or None, default=None
         Seeds the split, the folds and the models' training.
     verbose : int, default=0

@@ -6,11 +6,23 @@ from torch.func import functional_call, grad, vmap
 from ..utils._torch import MemoryBudget
 from ._rowgrads import RowGrads
 
-__all__ = ["row_gradients", "iter_row_gradients", "total_gradient", "default_chunk"]
+__all__ = [
+    "default_chunk",
+    "iter_row_gradients",
+    "row_gradients",
+    "row_work_bytes",
+    "total_gradient",
+]
 
 # Per-row memory is dominated by activations and gradient copies; this factor
 # turns the size of one row's gradient into a conservative working-set size.
 _WORKSET_FACTOR = 4
+
+
+def row_work_bytes(layout, dtype):
+    """Working memory of one row's per-row gradient work, in bytes."""
+    itemsize = torch.tensor([], dtype=dtype).element_size()
+    return (layout.factor_width + 64) * itemsize * _WORKSET_FACTOR
 
 
 def default_chunk(layout, dtype, budget=None):
@@ -18,11 +30,7 @@ def default_chunk(layout, dtype, budget=None):
     when set, else as many rows as one chunk of the
     :class:`~skinfluence.utils._torch.MemoryBudget` holds (16 to 8192)."""
     budget = MemoryBudget() if budget is None else budget
-    itemsize = torch.tensor([], dtype=dtype).element_size()
-    per_row = layout.factor_width + 64
-    return budget.batch_rows(
-        per_row * itemsize * _WORKSET_FACTOR, minimum=16, maximum=8192
-    )
+    return budget.batch_rows(row_work_bytes(layout, dtype), minimum=16, maximum=8192)
 
 
 def _linear_factors(view, layout, X, T, params, measure, weights):

@@ -19,9 +19,11 @@ from ..gradients import (
     default_chunk,
     iter_row_gradients,
     row_gradients,
+    row_work_bytes,
     total_gradient,
 )
-from ..utils._torch import CPUStateMixin, MemoryBudget
+from ..utils._torch import CHUNK_SHARE, CPUStateMixin, MemoryBudget
+from ._projected import ProjectedContext, make_projection
 from .ihvp import BaseSolver
 
 __all__ = ["BaseInfluenceMethod", "InfluenceContext", "train_cache_bytes"]
@@ -42,7 +44,10 @@ def train_cache_bytes(ctx):
 @dataclass
 class InfluenceContext:
     """Everything a method needs: the model view, the parameter layout and
-    the training data (as tensors on the working device).
+    the training data (as tensors on the working device), and the model's
+    adapter (:mod:`skinfluence.models`), which refits the model and holds
+    its training checkpoints (``None`` when the model is given as a view
+    alone).
 
     ``batch_size`` and ``memory_budget`` (bytes) make ``budget``, the one
     :class:`~skinfluence.utils._torch.MemoryBudget` that sizes every chunk
@@ -58,13 +63,24 @@ class InfluenceContext:
     generator: torch.Generator = None
     n_jobs: int = None
     random_state: object = None
-    extra: dict = field(default_factory=dict)
+    adapter: object = None
     memory_budget: int = None
     budget: MemoryBudget = field(init=False, repr=False)
     _problem: object = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         self.budget = MemoryBudget(self.memory_budget, self.batch_size)
+        if self.memory_budget is not None:
+            # One chunk gets a share of the budget and holds at least a row.
+            least = row_work_bytes(self.layout, self.view.dtype) * CHUNK_SHARE
+            if self.memory_budget < least:
+                raise ValueError(
+                    f"memory_budget={self.memory_budget} bytes is too small for one "
+                    f"training row of this model: one row's gradient work takes "
+                    f"{least // CHUNK_SHARE} bytes and a chunk gets 1/{CHUNK_SHARE} "
+                    f"of the budget, so the minimum is {least} bytes. Pass "
+                    f"memory_budget >= {least}, or None for the default."
+                )
 
     @property
     def n_train(self):
@@ -160,6 +176,8 @@ class BaseInfluenceMethod(CPUStateMixin, BaseEstimator):
         """Build the preconditioner and caches from the training data."""
         self._validate_params()
         self._state_device = ctx.view.device
+        self.projection_ = make_projection(ctx, getattr(self, "projection_dim", None))
+        ctx = self._working_context(ctx)
         self.n_train_ = ctx.n_train
         self.param_sets_ = self._param_sets(ctx)
         self._train_cache = {}
@@ -167,6 +185,13 @@ class BaseInfluenceMethod(CPUStateMixin, BaseEstimator):
         for c, (params, _) in enumerate(self.param_sets_):
             self._prepare(ctx, c, params)
         return self
+
+    def _working_context(self, ctx):
+        """``ctx``, or a view of it whose gradients come out projected."""
+        projection = getattr(self, "projection_", None)
+        if projection is None or isinstance(ctx, ProjectedContext):
+            return ctx
+        return ProjectedContext(ctx, projection.to(device=ctx.view.device))
 
     # -- hooks -------------------------------------------------------------
     def _param_sets(self, ctx):
@@ -196,12 +221,15 @@ class BaseInfluenceMethod(CPUStateMixin, BaseEstimator):
         # Cache only if the training gradients of every setting fit.
         if ctx.budget.can_cache(train_cache_bytes(ctx) * len(self.param_sets_)):
             identity = self._identity_self()
-            parts, norms = [], []
-            for _, G in ctx.train_chunks(params):
-                parts.append(G)
-                if identity:
-                    norms.append(G.sq_norms())
-            self._train_cache[c] = RowGrads.cat(parts)
+            norms = []
+
+            def chunks():
+                for sl, G in ctx.train_chunks(params):
+                    if identity:
+                        norms.append(G.sq_norms())
+                    yield sl, G
+
+            self._train_cache[c] = RowGrads.assemble(chunks(), ctx.n_train)
             if identity:
                 self._self_cache[c] = torch.cat(norms)
 
@@ -226,12 +254,12 @@ class BaseInfluenceMethod(CPUStateMixin, BaseEstimator):
         """(m, n_train) influence of every training row on every query row
         (one row when the query aggregates)."""
         self._attach(ctx)
-        return self._influence(ctx, query)
+        return self._influence(self._working_context(ctx), query)
 
     def self_influence(self, ctx, X=None, T=None):
         """``g_j^T P g_j`` for the training rows (or the given rows)."""
         self._attach(ctx)
-        return self._self_influence(ctx, X, T)
+        return self._self_influence(self._working_context(ctx), X, T)
 
     def _attach(self, ctx):
         """Bring the fitted state to ``ctx`` (needed after unpickling): its

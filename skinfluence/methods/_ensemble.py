@@ -2,13 +2,12 @@
 
 import numbers
 
-import numpy as np
 import torch
-from sklearn.base import clone
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..utils._torch import draw_seed, make_generator
 from ._base import BaseInfluenceMethod
+from ._projected import PROJECTION_CONSTRAINT, PROJECTION_DIM_DOC
 
 __all__ = ["IPEnsemble"]
 
@@ -23,44 +22,12 @@ def _local_generator(random_state, ctx):
     return make_generator(ctx.random_state)
 
 
-def _refit(estimator, X, T, seed):
-    """A clone of ``estimator`` fitted on the training rows with its own seed.
-
-    scikit-learn estimators get ``random_state=seed``; skorch nets draw their
-    initialisation and shuffling inside ``torch.random.fork_rng``, so the
-    global generator is restored afterwards.
-    """
-    from sklearn.frozen import FrozenEstimator
-
-    from ..models import kind_of, unwrap
-
-    inner = unwrap(estimator) if isinstance(estimator, FrozenEstimator) else estimator
-    est = clone(inner)
-    X_np = X.detach().cpu().numpy()
-    T_np = T.detach().cpu().numpy()
-    if kind_of(est) == "skorch":
-        est.set_params(train_split=None)
-        X_np = X_np.astype(np.float32)
-        T_np = T_np.astype(np.int64 if T_np.dtype.kind in "iu" else np.float32)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            est.fit(X_np, T_np)
-        return est
-    if "random_state" in est.get_params():
-        est.set_params(random_state=seed)
-    if T_np.ndim == 2 and T_np.shape[1] == 1:
-        T_np = T_np[:, 0]
-    return est.fit(X_np, T_np)
-
-
 def refit_members(ctx, n_estimators, random_state):
     """Parameters of ``n_estimators`` refits of the context's estimator, each
     with its own seed drawn from ``random_state``."""
     from ..callbacks import check_matches
-    from ..models import adapt
 
-    estimator = ctx.extra.get("estimator")
-    if estimator is None:
+    if ctx.adapter is None:
         raise ValueError(
             "An ensemble of refits needs the estimator to refit; use the method "
             "through InfluenceScorer (or, for IPEnsemble, choose kind='noise')."
@@ -68,10 +35,10 @@ def refit_members(ctx, n_estimators, random_state):
     gen = _local_generator(random_state, ctx)
     members = []
     for _ in range(n_estimators):
-        est = _refit(estimator, ctx.X, ctx.T, draw_seed(gen))
-        params = adapt(est, ctx.view.n_train, ctx.view.device, ctx.view.dtype)
-        check_matches(params.params, ctx.view.params, "of a refitted model")
-        members.append(params.params)
+        refit = ctx.adapter.refit(ctx.X, ctx.T, draw_seed(gen))
+        view = refit.view(ctx.view.n_train, ctx.view.device, ctx.view.dtype)
+        check_matches(view.params, ctx.view.params, "of a refitted model")
+        members.append(view.params)
     return members
 
 
@@ -117,6 +84,7 @@ class IPEnsemble(BaseInfluenceMethod):
     random_state : int, RandomState or None, default=None
         Seed of the noise, masks and refits; ``None`` draws one from the
         estimator's ``random_state``. Global seeds are never changed.
+    %(projection_dim)s
 
     Attributes
     ----------
@@ -156,7 +124,10 @@ class IPEnsemble(BaseInfluenceMethod):
         "kind": [StrOptions({"noise", "dropout", "checkpoints", "refits"})],
         "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "random_state": ["random_state"],
+        **PROJECTION_CONSTRAINT,
     }
+
+    __doc__ = __doc__.replace("%(projection_dim)s", PROJECTION_DIM_DOC)
 
     def __init__(
         self,
@@ -166,12 +137,14 @@ class IPEnsemble(BaseInfluenceMethod):
         kind="noise",
         dropout=0.1,
         random_state=None,
+        projection_dim=None,
     ):
         self.n_estimators = n_estimators
         self.sigma = sigma
         self.kind = kind
         self.dropout = dropout
         self.random_state = random_state
+        self.projection_dim = projection_dim
 
     @property
     def _needs_checkpoints(self):

@@ -196,3 +196,38 @@ class InfluenceFunction(BaseInfluenceMethod):
             norms = torch.cat([G.sq_norms() for _, G in self._train_chunks(ctx, 0)])
             vals = vals + shift * norms
         return vals * self._scale(ctx)
+
+    # -- streaming hooks (the score phase, skinfluence.scoring) -------------
+    def _stream_queries(self, ctx, query):
+        """What every chunk of training rows is scored against: the solved
+        query vectors, or with a low-rank solver the query coordinates
+        ``(Q U) diag(w)`` (float64) and the queries themselves."""
+        if not getattr(self, "_train_embed", None):
+            # One solved query block per member (only the fitted model
+            # without an ensemble).
+            return [
+                self._precondition(
+                    ctx, ctx.query_grads(query, self._query_params(ctx, c)), c
+                )
+                for c in range(len(self.param_sets_))
+            ]
+        Q = ctx.query_grads(query, self._query_params(ctx, 0))
+        U, w, _ = self.solver_.low_rank_factors()
+        f64 = torch.float64
+        return [Q.dot_flat(U.T).to(f64) * w.to(f64), Q]
+
+    def _chunk_scores(self, ctx, queries, sl, Gs):
+        """Scores of the training chunk ``sl`` (gradients ``Gs``)."""
+        scale = self._scale(ctx)
+        if not getattr(self, "_train_embed", None):
+            out = None
+            for PQ, G, (_, weight) in zip(queries, Gs, self.param_sets_):
+                block = PQ.dot(G) * weight
+                out = block if out is None else out.add_(block)
+            return out * scale
+        coords, Q = queries
+        shift = self.solver_.low_rank_factors()[2]
+        out = coords @ self._train_embed[0][sl].to(coords.dtype).T
+        if shift:
+            out += shift * Q.dot(Gs[0]).to(out.dtype)
+        return (out * scale).to(ctx.view.dtype)

@@ -1,6 +1,7 @@
 """TracIn at the final parameters: the inner-product (IP) influence."""
 
 from ._base import BaseInfluenceMethod
+from ._projected import PROJECTION_CONSTRAINT, PROJECTION_DIM_DOC
 
 __all__ = ["TracIn"]
 
@@ -16,10 +17,12 @@ class TracIn(BaseInfluenceMethod):
     rows, and are cheap: no Hessian, and for Linear layers the products are
     computed from the factors ``(a, delta)`` without forming gradients.
 
+    The parameter subset, device and batch size are set on the estimator
+    that uses the method (e.g. ``InfluenceScorer(parameters=...)``).
+
     Parameters
     ----------
-    None. The parameter subset, device and batch size are set on the
-    estimator that uses the method (e.g. ``InfluenceScorer(parameters=...)``).
+    %(projection_dim)s
 
     See Also
     --------
@@ -46,3 +49,14 @@ class TracIn(BaseInfluenceMethod):
     >>> scorer.influence(X[:2], y[:2]).shape
     (2, 569)
     """
+
+    __doc__ = __doc__.replace("%(projection_dim)s", PROJECTION_DIM_DOC)
+
+    _parameter_constraints = dict(PROJECTION_CONSTRAINT)
+
+    def __init__(self, projection_dim=None):
+        self.projection_dim = projection_dim
+
+    def fit(self, ctx):
+        self._validate_params()
+        return super().fit(ctx)

@@ -3,12 +3,13 @@
 from pathlib import Path
 
 from ._base import BaseInfluenceMethod
+from ._projected import PROJECTION_CONSTRAINT, PROJECTION_DIM_DOC
 
 __all__ = ["TracInCP", "checkpoint_params"]
 
 
-def _no_checkpoints(estimator, why):
-    name = "the model" if estimator is None else type(estimator).__name__
+def _no_checkpoints(name, why):
+    name = "the model" if name is None else name
     return ValueError(
         f"TracInCP needs parameter checkpoints recorded during training, and {name} "
         f"{why}. Fit a skorch net through InfluenceScorer (it adds "
@@ -20,22 +21,16 @@ def _no_checkpoints(estimator, why):
 
 def _entries(checkpoints, ctx):
     """``(loader, lr)`` pairs from the method's ``checkpoints``."""
-    from ..callbacks import (
-        Checkpoints,
-        check_matches,
-        find_checkpoints,
-        load_checkpoint,
-    )
-    from ..models import unwrap
+    from ..callbacks import Checkpoints, check_matches, load_checkpoint
 
     if checkpoints is None:
-        estimator = ctx.extra.get("estimator")
-        inner = None if estimator is None else unwrap(estimator)
-        if inner is None or not hasattr(inner, "module_"):
-            raise _no_checkpoints(inner, "records none (only skorch nets do)")
-        checkpoints = find_checkpoints(inner)
+        adapter = ctx.adapter
+        name = None if adapter is None else adapter.name
+        if adapter is None or not adapter.records_checkpoints:
+            raise _no_checkpoints(name, "records none (only skorch nets do)")
+        checkpoints = adapter.checkpoints()
         if checkpoints is None:
-            raise _no_checkpoints(inner, "was trained without the Checkpoints callback")
+            raise _no_checkpoints(name, "was trained without the Checkpoints callback")
     if isinstance(checkpoints, Checkpoints):
         recorded = getattr(checkpoints, "checkpoints_", [])
         if not recorded:
@@ -119,6 +114,7 @@ class TracInCP(BaseInfluenceMethod):
         net. Otherwise a list of pairs (a dict of named parameter tensors or
         the path of a file saved with ``torch.save``, learning rate), or the
         ``checkpoints_`` list of a fitted ``Checkpoints`` callback.
+    %(projection_dim)s
 
     Attributes
     ----------
@@ -155,12 +151,18 @@ class TracInCP(BaseInfluenceMethod):
     (3, 80)
     """
 
-    _parameter_constraints = {"checkpoints": [None, list, tuple]}
+    __doc__ = __doc__.replace("%(projection_dim)s", PROJECTION_DIM_DOC)
+
+    _parameter_constraints = {
+        "checkpoints": [None, list, tuple],
+        **PROJECTION_CONSTRAINT,
+    }
 
     _needs_checkpoints = True
 
-    def __init__(self, checkpoints=None):
+    def __init__(self, checkpoints=None, *, projection_dim=None):
         self.checkpoints = checkpoints
+        self.projection_dim = projection_dim
 
     def _param_sets(self, ctx):
         return checkpoint_params(ctx, self.checkpoints)

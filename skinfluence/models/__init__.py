@@ -1,16 +1,35 @@
-"""Model adapters: turn estimators into differentiable model views."""
+"""Model adapters: fit supported estimators and see them as differentiable views."""
 
-from ._adapt import SUPPORTED, adapt, default_estimator, kind_of, prepare, unwrap
+from ._adapters import (
+    SUPPORTED,
+    FrozenAdapter,
+    ModelAdapter,
+    SklearnLinearAdapter,
+    SklearnMLPAdapter,
+    SkorchAdapter,
+    TorchModuleAdapter,
+    adapt,
+    adapter_for,
+    default_estimator,
+    task_of,
+    unwrap,
+)
 from ._skorch import MLPModule
 from ._view import ModelView
 
 __all__ = [
     "SUPPORTED",
+    "FrozenAdapter",
     "MLPModule",
+    "ModelAdapter",
     "ModelView",
+    "SklearnLinearAdapter",
+    "SklearnMLPAdapter",
+    "SkorchAdapter",
+    "TorchModuleAdapter",
     "adapt",
+    "adapter_for",
     "default_estimator",
-    "kind_of",
-    "prepare",
+    "task_of",
     "unwrap",
 ]

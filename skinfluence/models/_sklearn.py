@@ -43,7 +43,7 @@ def _l2(names, strength):
     return penalty
 
 
-def _logistic_penalty_strength(est):
+def logistic_penalty_strength(est):
     penalty = getattr(est, "penalty", "deprecated")
     l1_ratio = getattr(est, "l1_ratio", None)
     if penalty in (None, "none") or not np.isfinite(est.C):
@@ -57,7 +57,7 @@ def _logistic_penalty_strength(est):
     return 1.0 / (2.0 * est.C)
 
 
-def _check_class_weight(est):
+def check_class_weight(est):
     if getattr(est, "class_weight", None) is not None:
         raise UnsupportedEstimatorError(
             f"{type(est).__name__}(class_weight={est.class_weight!r}) is not "
@@ -66,8 +66,8 @@ def _check_class_weight(est):
 
 
 def logistic_regression_view(est, n_train, device, dtype):
-    _check_class_weight(est)
-    strength = _logistic_penalty_strength(est)
+    check_class_weight(est)
+    strength = logistic_penalty_strength(est)
     intercept = est.intercept_ if est.fit_intercept else None
     module = _linear(est.coef_, intercept, device, dtype)
     binary = len(est.classes_) == 2
@@ -96,7 +96,7 @@ def sgd_classifier_view(est, n_train, device, dtype):
             f"SGDClassifier(penalty={est.penalty!r}) is not supported; use "
             "penalty='l2' or None."
         )
-    _check_class_weight(est)
+    check_class_weight(est)
     intercept = est.intercept_ if est.fit_intercept else None
     module = _linear(est.coef_, intercept, device, dtype)
     binary = len(est.classes_) == 2

@@ -22,7 +22,9 @@ SEED_BOUND = 2**31 - 1
 
 
 def resolve_device(device, fallback=False):
-    """Return a ``torch.device`` for ``device`` ("auto", "cpu", "cuda", ...).
+    """Return a ``torch.device`` for ``device``: ``"auto"`` (CUDA when
+    present, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``, or a
+    ``torch.device`` of those kinds.
 
     An unavailable CUDA device raises, unless ``fallback`` (for a model
     fitted elsewhere and loaded here, as skorch does): the CPU is then used,
@@ -34,37 +36,48 @@ def resolve_device(device, fallback=False):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if not isinstance(device, str):
         raise TypeError(
-            f"device must be 'auto', 'cpu', 'cuda' or a torch.device; got {device!r}."
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or a torch.device; got "
+            f"{device!r}."
         )
-    if device.startswith("cuda") and not torch.cuda.is_available() and fallback:
-        warnings.warn(
-            f"device={device!r} is not available on this machine (no CUDA); "
-            "using the CPU. Set device='cpu' or 'auto' to silence this.",
-            SkinfluenceWarning,
-            stacklevel=3,
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda") or (index and not index.isdigit()):
+        raise ValueError(
+            f"device={device!r} is not a device skinfluence runs on; use 'auto', "
+            "'cpu', 'cuda' or 'cuda:N' (N the index of a CUDA device)."
         )
-        return torch.device("cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    if kind == "cuda" and not torch.cuda.is_available():
+        if fallback:
+            warnings.warn(
+                f"device={device!r} is not available on this machine (no CUDA); "
+                "using the CPU. Set device='cpu' or 'auto' to silence this.",
+                SkinfluenceWarning,
+                stacklevel=3,
+            )
+            return torch.device("cpu")
         raise ValueError(
             f"device={device!r} was asked for but CUDA is not available on this "
             "machine. Use device='auto' (CUDA when present) or device='cpu'."
         )
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(
-            f"device={device!r} is not a valid torch device; use 'auto', 'cpu' or "
-            "'cuda'."
-        ) from exc
+    if kind == "cuda":
+        count = torch.cuda.device_count()
+        if index and int(index) >= count:
+            raise ValueError(
+                f"device={device!r} names CUDA device {index}, but this machine has "
+                f"{count} (indices 0 to {count - 1}); pass one of those or 'cuda'."
+            )
+    return torch.device(device)
 
 
 def resolve_dtype(dtype):
-    """Return the torch floating dtype for ``dtype`` ("float32"/"float64")."""
+    """Return the torch floating dtype for ``dtype`` ("float32", "float64" or
+    "bfloat16")."""
     mapping = {
         "float32": torch.float32,
         "float64": torch.float64,
+        "bfloat16": torch.bfloat16,
         torch.float32: torch.float32,
         torch.float64: torch.float64,
+        torch.bfloat16: torch.bfloat16,
         np.float32: torch.float32,
         np.float64: torch.float64,
     }
@@ -72,7 +85,7 @@ def resolve_dtype(dtype):
         return mapping[dtype]
     except (KeyError, TypeError):
         raise ValueError(
-            f"dtype must be 'float32' or 'float64'; got {dtype!r}."
+            f"dtype must be 'float32', 'float64' or 'bfloat16'; got {dtype!r}."
         ) from None
 
 
@@ -84,6 +97,29 @@ def to_numpy(t):
     return a.numpy()
 
 
+def _available_memory():
+    """Bytes of memory available to new work (Linux ``MemAvailable``), or
+    ``None`` where that is not known."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def default_memory_budget():
+    """The budget used when ``memory_budget=None``: :data:`DEFAULT_MEMORY_BUDGET`
+    (2 GiB), or half of the memory available on this machine when that is
+    less, so that the default never asks for memory the machine lacks."""
+    available = _available_memory()
+    if available is None:
+        return DEFAULT_MEMORY_BUDGET
+    return max(min(DEFAULT_MEMORY_BUDGET, available // 2), 64 * 2**20)
+
+
 @dataclasses.dataclass(frozen=True)
 class MemoryBudget:
     """How much memory the engine's work may take, in one place.
@@ -91,7 +127,8 @@ class MemoryBudget:
     Parameters
     ----------
     memory_budget : int or None, default=None
-        Bytes; ``None`` is :data:`DEFAULT_MEMORY_BUDGET` (2 GiB). Cached
+        Bytes; ``None`` is 2 GiB, or half the memory available on the
+        machine when that is less (:func:`default_memory_budget`). Cached
         training gradients may take all of it; one chunk of work (per-row
         gradients, a block of products and its temporaries) a quarter.
     batch_size : int or None, default=None
@@ -106,7 +143,7 @@ class MemoryBudget:
     def nbytes(self):
         """The budget in bytes."""
         if self.memory_budget is None:
-            return DEFAULT_MEMORY_BUDGET
+            return default_memory_budget()
         return int(self.memory_budget)
 
     def rows_for(self, bytes_per_row, *, minimum=1, maximum=None):
@@ -212,14 +249,13 @@ def rademacher(shape, generator=None, dtype=torch.float32, device="cpu"):
 
 
 @contextlib.contextmanager
-def seeded_torch(random_state):
+def seeded_torch(seed):
     """Run a block (e.g. a skorch net's ``fit``, which draws from torch's
-    global generator) with torch's RNG seeded from ``random_state``, then
+    global generator) with torch's RNG seeded with the integer ``seed``, then
     restore the caller's RNG state. ``None`` leaves the RNG untouched."""
-    if random_state is None:
+    if seed is None:
         yield
         return
-    seed = draw_seed(random_state)
     devices = (
         list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     )

@@ -99,8 +99,6 @@ def test_influence_function_runs_at_defaults_on_an_indefinite_mlp(
 
 
 def test_influence_ensemble_is_the_mean_over_independent_refits(indefinite_mlp):
-    from sklearn.base import clone
-
     from skinfluence.utils._torch import draw_seed, make_generator
 
     est, X, y = indefinite_mlp
@@ -108,12 +106,12 @@ def test_influence_ensemble_is_the_mean_over_independent_refits(indefinite_mlp):
     method = InfluenceFunction(damping=damping, n_estimators=2, random_state=7)
     scorer = InfluenceScorer(est, method=method, dtype="float64").fit(X, y)
     got = scorer.influence(X[:4], y[:4])
-    # Reference: the same seeds, each refit scored on its own.
+    # Reference: the same refits (same seeds), each scored on its own.
+    ctx = scorer._context()
     gen = make_generator(7)
     models = [est.estimator]
     for _ in range(2):
-        seed = draw_seed(gen)
-        models.append(clone(est.estimator).set_params(random_state=seed).fit(X, y))
+        models.append(ctx.adapter.refit(ctx.X, ctx.T, draw_seed(gen)).estimator_)
     single = [
         InfluenceScorer(
             FrozenEstimator(m),

@@ -386,14 +386,15 @@ def test_bare_module_is_wrapped_fitted_and_differentiated_exactly():
     X, y = _data(n_classes=3)
     module = _LogitNet()
     before = {k: v.clone() for k, v in module.state_dict().items()}
-    net, kind = models.prepare(module, "classification", X.shape[1], 3)
-    assert kind == "skorch"
-    net.set_params(max_epochs=3)
-    _fit_skorch(net, X, y)
+    adapter = models.adapter_for(module, "classification")
+    assert isinstance(adapter, models.TorchModuleAdapter)
+    adapter.fit(X, adapter.fit_labels(y), seed=0)
+    net = adapter.estimator_
+    assert isinstance(net, NeuralNetClassifier)
     # The user's module is copied, never trained in place.
     for k, v in module.state_dict().items():
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
-    view = models.adapt(net, len(X), "cpu", F64)
+    view = adapter.view(len(X), "cpu", F64)
     Xt = _t(X)
     names, ref = _skorch_reference(net, Xt, torch.as_tensor(y), _softmax_ce)
     got = _engine_grads(view, Xt, view.encode_target(y), _named_to_ref(names))
@@ -549,7 +550,7 @@ def test_adapt_of_unsupported_fitted_estimator_raises_type_error():
 def test_batch_loader_yields_dataloaders_batches_and_the_same_fit():
     from skorch.dataset import Dataset
 
-    from skinfluence.models._adapt import default_estimator
+    from skinfluence.models import default_estimator
     from skinfluence.models._skorch import BatchLoader
 
     X, y = _data(n=50, d=3, n_classes=3)

@@ -17,7 +17,10 @@ from skinfluence.utils._torch import (
 )
 
 
-def test_default_budget_is_two_gib_with_chunks_of_a_quarter():
+def test_default_budget_is_two_gib_with_chunks_of_a_quarter(monkeypatch):
+    import skinfluence.utils._torch as torch_utils
+
+    monkeypatch.setattr(torch_utils, "_available_memory", lambda: 64 * 2**30)
     budget = MemoryBudget()
     assert budget.nbytes == DEFAULT_MEMORY_BUDGET == 2 * 2**30
     # One chunk is 512 MiB: rows of 1 KiB, 3 KiB, 1 MiB.
@@ -39,10 +42,13 @@ def test_batch_size_sets_gradient_chunks_but_not_other_blocks():
 
 
 def test_a_small_budget_stops_caching_and_keeps_the_scores():
-    X, y = make_classification(n_samples=80, n_features=6, random_state=0)
+    # 400 rows of 9 factor entries in float64 (29 kB) do not fit in 10 kB,
+    # which still holds one row's gradient work per chunk.
+    X, y = make_classification(n_samples=400, n_features=6, random_state=0)
     kw = dict(method="tracin", dtype="float64")
     big = InfluenceScorer(LogisticRegression(), **kw).fit(X, y)
-    small = InfluenceScorer(LogisticRegression(), memory_budget=1000, **kw).fit(X, y)
+    small = InfluenceScorer(LogisticRegression(), memory_budget=10_000, **kw)
+    small = small.fit(X, y)
     assert big.method_._train_cache and not small.method_._train_cache
     np.testing.assert_allclose(
         small.influence(X[:5], y[:5]), big.influence(X[:5], y[:5]), rtol=1e-12
@@ -83,3 +89,13 @@ def test_cuda_falls_back_to_the_cpu_only_when_loading():
         resolve_device("cuda")
     with pytest.warns(SkinfluenceWarning, match="using the CPU"):
         assert resolve_device("cuda", fallback=True) == torch.device("cpu")
+
+
+def test_default_budget_is_at_most_half_the_available_memory(monkeypatch):
+    import skinfluence.utils._torch as torch_utils
+
+    monkeypatch.setattr(torch_utils, "_available_memory", lambda: 2**30)
+    assert MemoryBudget().nbytes == 2**29
+    monkeypatch.setattr(torch_utils, "_available_memory", lambda: None)
+    assert MemoryBudget().nbytes == DEFAULT_MEMORY_BUDGET
+    assert MemoryBudget(1000).nbytes == 1000  # an explicit budget is kept

@@ -1,0 +1,442 @@
+"""One adapter per kind of model: how it is fitted, how it predicts in the
+user's labels, and how it is seen as a differentiable view."""
+
+import copy
+
+import numpy as np
+import torch
+from sklearn.base import clone, is_classifier, is_regressor
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import (
+    LinearRegression,
+    LogisticRegression,
+    Ridge,
+    SGDClassifier,
+)
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.preprocessing import LabelEncoder
+from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
+from torch import nn
+
+from ..callbacks import add_checkpoints, find_checkpoints
+from ..exceptions import UnsupportedEstimatorError
+from ..utils._torch import seeded_torch
+from . import _sklearn
+from ._skorch import BatchLoader, MLPModule, skorch_view
+
+__all__ = [
+    "SUPPORTED",
+    "FrozenAdapter",
+    "ModelAdapter",
+    "SklearnLinearAdapter",
+    "SklearnMLPAdapter",
+    "SkorchAdapter",
+    "TorchModuleAdapter",
+    "adapt",
+    "adapter_for",
+    "default_estimator",
+    "task_of",
+    "unwrap",
+]
+
+SUPPORTED = (
+    "skorch NeuralNetClassifier/NeuralNetRegressor (any module), a torch.nn.Module, "
+    "scikit-learn LogisticRegression, SGDClassifier(loss='log_loss'), "
+    "LinearRegression, Ridge, MLPClassifier, MLPRegressor"
+)
+
+
+def _unsupported(estimator):
+    return UnsupportedEstimatorError(
+        f"{type(estimator).__name__} is not supported as the influence estimator: "
+        f"influence needs a differentiable model. Supported: {SUPPORTED}. To use "
+        f"{type(estimator).__name__} anyway, pass it as final_estimator (of "
+        "NoisyLabelFilter or InfluentialSubsetSelector) with a differentiable "
+        "estimator."
+    )
+
+
+def _skorch_net(task, **settings):
+    """A skorch net of the package's training settings (Adam at lr 0.01, 40
+    epochs of mini-batches of 128 rows in order, every row trained on)."""
+    settings = dict(
+        optimizer=torch.optim.Adam,
+        lr=0.01,
+        max_epochs=40,
+        batch_size=128,
+        train_split=None,
+        verbose=0,
+        iterator_train=BatchLoader,
+        iterator_valid=BatchLoader,
+        **settings,
+    )
+    if task == "classification":
+        return NeuralNetClassifier(criterion=nn.CrossEntropyLoss, **settings)
+    return NeuralNetRegressor(criterion=nn.MSELoss, **settings)
+
+
+def default_estimator(task, n_features=10, n_outputs=2):
+    """The small skorch MLP used when ``estimator=None``: one hidden layer of
+    64 ReLU units, Adam (lr 0.01, weight decay 1e-4), 40 epochs of
+    mini-batches of 128 rows in order, fetched by :class:`BatchLoader`."""
+    return _skorch_net(
+        task,
+        module=MLPModule,
+        module__n_features=n_features,
+        module__n_outputs=n_outputs,
+        optimizer__weight_decay=1e-4,
+    )
+
+
+def wrap_module(module, task):
+    """Wrap a bare ``torch.nn.Module`` (copied, never mutated) in a skorch net."""
+    return _skorch_net(task, module=copy.deepcopy(module))
+
+
+def unwrap(fitted):
+    """The model inside any number of ``FrozenEstimator`` layers."""
+    while isinstance(fitted, FrozenEstimator):
+        fitted = fitted.estimator
+    return fitted
+
+
+def task_of(estimator):
+    """``"classification"``, ``"regression"`` or ``None`` (decided from the
+    targets) for an estimator, a torch module or ``None``."""
+    estimator = unwrap(estimator)
+    if estimator is None or isinstance(estimator, nn.Module):
+        return None
+    if isinstance(estimator, NeuralNetClassifier):
+        return "classification"
+    if isinstance(estimator, NeuralNetRegressor):
+        return "regression"
+    if not hasattr(estimator, "get_params"):
+        return None
+    if is_classifier(estimator):
+        return "classification"
+    if is_regressor(estimator):
+        return "regression"
+    return None
+
+
+def _numpy(a):
+    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+class ModelAdapter:
+    """How one kind of model is fitted, predicts, and is differentiated.
+
+    An adapter holds the user's ``estimator`` (never modified) and, once
+    :meth:`fit` has run, the fitted copy ``estimator_``. Classifiers are
+    fitted on encoded labels (indices into ``classes_``, set by
+    :meth:`fit_labels`) and predict in the user's labels.
+
+    Parameters
+    ----------
+    estimator : estimator, torch.nn.Module or None
+        The user's model (or its specification).
+    task : {"classification", "regression"}
+    """
+
+    #: Whether models of this kind can record training checkpoints.
+    records_checkpoints = False
+
+    def __init__(self, estimator, task):
+        self.estimator = estimator
+        self.task = task
+
+    @property
+    def name(self):
+        """The class name of the model, for messages."""
+        return type(unwrap(getattr(self, "estimator_", self.estimator))).__name__
+
+    # -- labels ------------------------------------------------------------
+    def _known_classes(self, found):
+        """The classes of the fitted model given those found in ``y``."""
+        return found
+
+    def fit_labels(self, y):
+        """Set ``classes_`` from the labels ``y`` and return them encoded."""
+        encoder = LabelEncoder().fit(y)
+        if len(encoder.classes_) < 2:
+            raise ValueError(
+                f"y has 1 class ({encoder.classes_[0]!r}); influence needs at "
+                "least two classes. Pass y with two or more classes."
+            )
+        self.classes_ = self._known_classes(encoder.classes_)
+        return self.encode_labels(y)
+
+    def encode_labels(self, y):
+        """Indices into ``classes_`` of the labels ``y`` (unseen labels raise)."""
+        y = np.asarray(y)
+        pos = np.searchsorted(self.classes_, y)
+        pos = np.clip(pos, 0, len(self.classes_) - 1)
+        bad = self.classes_[pos] != y
+        if np.any(bad):
+            raise ValueError(
+                f"y contains labels {np.unique(y[bad])[:5].tolist()} unseen in fit; "
+                f"known classes are {self.classes_.tolist()}."
+            )
+        return pos
+
+    # -- fitting -----------------------------------------------------------
+    def fit(self, X, y, seed=None, *, record_checkpoints=False, **fit_params):
+        """Fit a copy of the model on ``(X, y)``; ``y`` holds encoded labels
+        (classifiers) or float targets. ``seed`` (an int or ``None``) seeds
+        the randomness the model leaves open; ``record_checkpoints`` adds a
+        checkpoint recorder where the kind supports one."""
+        raise NotImplementedError
+
+    def refit(self, X, y, seed):
+        """A new adapter whose model is a fresh copy of the fitted one,
+        fitted on ``(X, y)`` (arrays or tensors of encoded targets) with its
+        randomness drawn from ``seed``."""
+        raise NotImplementedError
+
+    # -- predictions -------------------------------------------------------
+    def predict(self, X):
+        """Predictions in the user's labels."""
+        return self.estimator_.predict(X)
+
+    def predict_proba(self, X):
+        """Class probabilities, in ``classes_`` order."""
+        return self.estimator_.predict_proba(X)
+
+    def view(self, n_train, device="cpu", dtype=torch.float32):
+        """The :class:`~skinfluence.models.ModelView` of the fitted model."""
+        raise NotImplementedError
+
+    def query_targets(self, view, X):
+        """Encoded targets of query rows ``X`` (a tensor) predicted by ``view``:
+        the most probable class, or the predicted values."""
+        with torch.no_grad():
+            out = view.forward(X)
+        if self.task == "classification":
+            if out.dim() == 1 or out.shape[1] == 1:
+                return (out.reshape(-1) > 0).long()
+            return out.argmax(1)
+        T = out.reshape(out.shape[0], -1).detach()
+        return view.encode_target(T.cpu().numpy())
+
+    def checkpoints(self):
+        """The :class:`~skinfluence.callbacks.Checkpoints` recorder of the
+        fitted model, or ``None``."""
+        return None
+
+
+class SkorchAdapter(ModelAdapter):
+    """A skorch ``NeuralNetClassifier``/``NeuralNetRegressor`` (``None``: the
+    package's small MLP). The copy is fitted on every given row
+    (``train_split=None``), on float32 inputs, with torch's global generator
+    seeded from ``seed`` and restored afterwards."""
+
+    records_checkpoints = True
+
+    def _build(self, n_features, n_outputs):
+        if self.estimator is None:
+            return default_estimator(self.task, n_features, n_outputs)
+        net = clone(self.estimator)
+        net.set_params(train_split=None)
+        return net
+
+    def _fit_net(self, net, X, y, seed, fit_params):
+        X = np.asarray(X).astype(np.float32)
+        if self.task == "classification":
+            y = np.asarray(y).astype(np.int64)
+        else:
+            y = np.asarray(y).astype(np.float32).reshape(len(y), -1)
+        with seeded_torch(seed):
+            net.fit(X, y, **fit_params)
+        return net
+
+    def fit(self, X, y, seed=None, *, record_checkpoints=False, **fit_params):
+        if self.task == "classification":
+            n_outputs = len(self.classes_)
+        else:
+            n_outputs = 1 if np.ndim(y) == 1 else np.shape(y)[1]
+        net = self._build(X.shape[1], n_outputs)
+        if record_checkpoints:
+            add_checkpoints(net)
+        self._y_ndim = np.ndim(y)
+        self.estimator_ = self._fit_net(net, X, y, seed, fit_params)
+        return self
+
+    def refit(self, X, y, seed):
+        net = clone(unwrap(self.estimator_))
+        net.set_params(train_split=None)
+        new = SkorchAdapter(net, self.task)
+        new.estimator_ = self._fit_net(net, _numpy(X), _numpy(y), seed, {})
+        return new
+
+    def predict(self, X):
+        pred = np.asarray(self.estimator_.predict(np.asarray(X).astype(np.float32)))
+        if self.task == "classification":
+            return self.classes_[pred.astype(int)]
+        if getattr(self, "_y_ndim", 2) == 1 and pred.ndim == 2 and pred.shape[1] == 1:
+            pred = pred[:, 0]
+        return pred
+
+    def predict_proba(self, X):
+        return self.estimator_.predict_proba(np.asarray(X).astype(np.float32))
+
+    def view(self, n_train, device="cpu", dtype=torch.float32):
+        return skorch_view(unwrap(self.estimator_), n_train, device, dtype)
+
+    def checkpoints(self):
+        return find_checkpoints(unwrap(self.estimator_))
+
+
+class TorchModuleAdapter(SkorchAdapter):
+    """A bare ``torch.nn.Module``, copied and wrapped in a skorch net with
+    cross-entropy (classification) or mean squared error (regression)."""
+
+    def _build(self, n_features, n_outputs):
+        return wrap_module(self.estimator, self.task)
+
+
+class SklearnAdapter(ModelAdapter):
+    """A differentiable scikit-learn estimator; ``seed`` fills its
+    ``random_state`` when that is left at ``None``."""
+
+    def _fit_copy(self, est, X, y, seed, force_seed, fit_params):
+        if seed is not None and "random_state" in est.get_params():
+            if force_seed or est.get_params()["random_state"] is None:
+                est.set_params(random_state=seed)
+        return est.fit(X, y, **fit_params)
+
+    def fit(self, X, y, seed=None, *, record_checkpoints=False, **fit_params):
+        if self.task == "classification":
+            y = self.classes_[y]
+        self.estimator_ = self._fit_copy(
+            clone(self.estimator), X, y, seed, False, fit_params
+        )
+        return self
+
+    def refit(self, X, y, seed):
+        y = _numpy(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        est = clone(unwrap(self.estimator_))
+        new = type(self)(est, self.task)
+        new.estimator_ = self._fit_copy(est, _numpy(X), y, seed, True, {})
+        return new
+
+    def decision_function(self, X):
+        return self.estimator_.decision_function(X)
+
+
+class SklearnLinearAdapter(SklearnAdapter):
+    """``LogisticRegression`` (L2), ``SGDClassifier(loss="log_loss")``,
+    ``LinearRegression`` and ``Ridge``: an exact single Linear layer."""
+
+    def __init__(self, estimator, task):
+        super().__init__(estimator, task)
+        # Unsupported settings fail before any fitting is done.
+        if isinstance(estimator, LogisticRegression | SGDClassifier):
+            _sklearn.check_class_weight(estimator)
+        if isinstance(estimator, LogisticRegression):
+            _sklearn.logistic_penalty_strength(estimator)
+        if isinstance(estimator, SGDClassifier) and estimator.loss != "log_loss":
+            raise UnsupportedEstimatorError(
+                f"SGDClassifier(loss={estimator.loss!r}) is not differentiable; use "
+                "SGDClassifier(loss='log_loss'), or pass it as final_estimator."
+            )
+
+    def view(self, n_train, device="cpu", dtype=torch.float32):
+        est = unwrap(self.estimator_)
+        if isinstance(est, LogisticRegression):
+            return _sklearn.logistic_regression_view(est, n_train, device, dtype)
+        if isinstance(est, SGDClassifier):
+            return _sklearn.sgd_classifier_view(est, n_train, device, dtype)
+        alpha = est.alpha if isinstance(est, Ridge) else 0.0
+        return _sklearn.linear_regression_view(est, n_train, device, dtype, alpha)
+
+
+class SklearnMLPAdapter(SklearnAdapter):
+    """``MLPClassifier`` and ``MLPRegressor``: their layers as torch Linear
+    layers and activations."""
+
+    def view(self, n_train, device="cpu", dtype=torch.float32):
+        return _sklearn.mlp_view(unwrap(self.estimator_), n_train, device, dtype)
+
+
+class FrozenAdapter(ModelAdapter):
+    """A fitted model passed as :class:`sklearn.frozen.FrozenEstimator`: used
+    as is, never refitted by :meth:`fit`. A frozen scikit-learn classifier
+    keeps its own ``classes_``."""
+
+    def __init__(self, estimator, task):
+        super().__init__(estimator, task)
+        inner = unwrap(estimator)
+        if isinstance(inner, nn.Module):
+            raise _unsupported(estimator)
+        self.inner = adapter_for(inner, task)
+        self.records_checkpoints = self.inner.records_checkpoints
+
+    def _known_classes(self, found):
+        own = getattr(unwrap(self.estimator), "classes_", None)
+        if isinstance(self.inner, SklearnAdapter) and own is not None:
+            return np.asarray(own)
+        return found
+
+    def fit(self, X, y, seed=None, *, record_checkpoints=False, **fit_params):
+        self.estimator_ = self.estimator
+        self.inner.estimator_ = unwrap(self.estimator)
+        self.inner._y_ndim = np.ndim(y)
+        if self.task == "classification":
+            self.inner.classes_ = self.classes_
+        return self
+
+    def refit(self, X, y, seed):
+        return self.inner.refit(X, y, seed)
+
+    def predict(self, X):
+        return self.inner.predict(X)
+
+    def predict_proba(self, X):
+        return self.inner.predict_proba(X)
+
+    def decision_function(self, X):
+        return self.inner.decision_function(X)
+
+    def view(self, n_train, device="cpu", dtype=torch.float32):
+        return self.inner.view(n_train, device, dtype)
+
+    def checkpoints(self):
+        return self.inner.checkpoints()
+
+
+_SKLEARN_ADAPTERS = {
+    LogisticRegression: SklearnLinearAdapter,
+    SGDClassifier: SklearnLinearAdapter,
+    LinearRegression: SklearnLinearAdapter,
+    Ridge: SklearnLinearAdapter,
+    MLPClassifier: SklearnMLPAdapter,
+    MLPRegressor: SklearnMLPAdapter,
+}
+
+
+def adapter_for(estimator, task):
+    """The (unfitted) adapter of a supported model, or raise
+    :class:`~skinfluence.exceptions.UnsupportedEstimatorError`."""
+    if estimator is None:
+        return SkorchAdapter(None, task)
+    if isinstance(estimator, FrozenEstimator):
+        return FrozenAdapter(estimator, task)
+    if isinstance(estimator, nn.Module):
+        return TorchModuleAdapter(estimator, task)
+    if isinstance(estimator, NeuralNet):
+        if not isinstance(estimator, NeuralNetClassifier | NeuralNetRegressor):
+            raise _unsupported(estimator)
+        return SkorchAdapter(estimator, task)
+    kind = _SKLEARN_ADAPTERS.get(type(estimator))
+    if kind is None:
+        raise _unsupported(estimator)
+    return kind(estimator, task)
+
+
+def adapt(fitted, n_train, device="cpu", dtype=torch.float32):
+    """The :class:`ModelView` of a fitted supported estimator."""
+    adapter = adapter_for(unwrap(fitted), task_of(fitted))
+    adapter.estimator_ = unwrap(fitted)
+    return adapter.view(n_train, device, dtype)

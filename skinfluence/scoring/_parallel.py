@@ -1,0 +1,55 @@
+"""Independent chunk tasks through joblib (threads, Dask or Ray)."""
+
+import contextlib
+
+from joblib import Parallel, delayed, parallel_config
+from joblib.parallel import get_active_backend
+
+__all__ = ["map_chunks"]
+
+
+def _is_dask(backend):
+    return type(backend).__name__ == "DaskDistributedBackend"
+
+
+@contextlib.contextmanager
+def _shipped_once(shared):
+    """Under a Dask backend, copy ``shared`` to every worker once (a
+    broadcast scatter) for the duration of the block, so each task refers to
+    the worker's copy instead of carrying its own, and a lost worker does not
+    lose the only copy. Other backends share it in process (threads) or ship
+    it with each batch of tasks."""
+    backend, _ = get_active_backend()
+    if not _is_dask(backend):
+        yield
+        return
+    with parallel_config(backend="dask", client=backend.client, scatter=[shared]):
+        yield
+
+
+def map_chunks(task, shared, chunks, n_jobs=None):
+    """Yield ``task(shared, *args)`` for every ``args`` of ``chunks``, in order.
+
+    ``shared`` (model parameters, preconditioned queries, ...) is the same for
+    every task and is shipped once per worker; ``chunks`` holds the small
+    per-task arguments (a slice and its rows). With ``n_jobs`` of ``None``
+    or 1 and no parallel backend configured the tasks run in this process,
+    one after the other. Otherwise they go through :class:`joblib.Parallel`
+    (threads by default, as torch releases the GIL in its kernels), so
+    ``with joblib.parallel_config(backend="dask"):`` runs them on a
+    ``dask.distributed`` cluster and ``backend="ray"`` on Ray; results come
+    back in order either way, and each task is a pure function of its
+    arguments, so they are the same as the sequential ones.
+    """
+    backend, active_jobs = get_active_backend()
+    jobs = n_jobs if n_jobs is not None else active_jobs
+    sequential = jobs in (None, 1) and not _is_dask(backend)
+    if sequential:
+        for args in chunks:
+            yield task(shared, *args)
+        return
+    with _shipped_once(shared):
+        results = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
+            delayed(task)(shared, *args) for args in chunks
+        )
+        yield from results
