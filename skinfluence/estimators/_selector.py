@@ -11,7 +11,6 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import validate_data
 
 from ..actions import most_harmful, reweight
-from ..objectives import get_objective
 from ..utils._torch import draw_seed
 from ._base import (
     FinalEstimatorMixin,
@@ -127,11 +126,10 @@ class InfluentialSubsetSelector(
       validation once, so the scores average over five validation sets
       instead of resting on one held-out fifth.
 
-    On ``load_noisy("digits", rate=0.2)`` with ``LogisticRegression``,
-    keeping 90% by ``cv=5, objective=LossObjective(trim=0.2)`` drops almost
-    only flipped rows and raises test accuracy over keeping every row on 9
-    of 10 seeds (``benchmarks/subset_selection.py``), whereas the untrimmed
-    held-out default lowers it on average.
+    With noisy labels, keeping 90% by ``cv=5,
+    objective=LossObjective(trim=0.2)`` drops mostly flipped rows, where the
+    untrimmed held-out default can keep them (``benchmarks/subset_selection.py``
+    measures both against keeping every row).
 
     References
     ----------
@@ -265,14 +263,12 @@ class InfluentialSubsetSelector(
         rows: positive = helpful."""
         params = {} if groups is None else {"sensitive_features": groups}
         infl = scorer.influence(X_val, y_val, aggregate=True, **params)
-        objective = get_objective(self.objective)
+        objective = scorer.objective_
         if objective.per_row:
             return infl
         # A signed set-level value (a fairness gap) is best near zero: a
         # row helps when removing it would push the value away from zero.
-        ctx, Xt, T = scorer._check_query(X_val, y_val)
-        value = objective.value(ctx.view, Xt, T, **params)
-        return infl * (1.0 if value >= 0 else -1.0)
+        return infl * (1.0 if objective.value_ >= 0 else -1.0)
 
     def _fit_resample(
         self,
