@@ -282,6 +282,13 @@ def _projected(dim, dtype="float32"):
         def run():
             return scorer.fit(data.X, data.y).influence(data.Xq, data.yq)
 
+        def info():
+            method = scorer.method_
+            cache = sum(G.nbytes() for G in method._train_cache.values())
+            proj = method.projection_
+            return dict(cache_mb=cache / 2**20, dim=proj.dim if proj else None)
+
+        run.info = info
         return run
 
     return factory
@@ -342,6 +349,7 @@ def run_worker(args):
     result = run()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     out = dict(time=wall, cpu=cpu, peak_mb=_maxrss_mb(), rise_mb=_maxrss_mb() - before)
+    out.update(getattr(run, "info", dict)())
     if result is not None:
         path = os.path.join(args.workdir, f"result-{name}-{args.worker_n}.npy")
         np.save(path, np.asarray(result))
@@ -485,29 +493,30 @@ def projection_table(args):
     n = args.projection_n
     exact = measure(args, "proj_0", n)
     rows = []
-    header = ["projection_dim", "time (s)", "x exact", "peak RSS MB", "rise MB"]
-    header += ["mean Pearson vs exact"]
+    header = ["projection_dim", "projected dim", "time (s)", "x exact"]
+    header += ["peak RSS MB", "gradient cache MB", "mean Pearson vs exact"]
     if "result" not in exact:
-        return format_table(header, [["exact", "failed", "", "", "", ""]])
+        return format_table(header, [["exact", "failed", "", "", "", "", ""]])
     S = np.load(exact["result"])
     rows.append(
-        ["exact (None)", f"{exact['time']:.2f}", "1.00x", f"{exact['peak_mb']:.0f}"]
-        + [f"{exact['rise_mb']:.0f}", "1"]
+        ["exact (None)", "", f"{exact['time']:.2f}", "1.00x"]
+        + [f"{exact['peak_mb']:.0f}", f"{exact['cache_mb']:.1f}", "1"]
     )
     for dim in args.projection_dims:
         res = measure(args, f"proj_{dim}", n)
         if "result" not in res:
-            rows.append([str(dim), "failed", "", "", "", ""])
+            rows.append([str(dim), "", "failed", "", "", "", ""])
             continue
         P = np.load(res["result"])
         corr = np.mean([np.corrcoef(a, b)[0, 1] for a, b in zip(P, S)])
         rows.append(
             [
                 str(dim),
+                str(res["dim"]),
                 f"{res['time']:.2f}",
                 f"{res['time'] / exact['time']:.2f}x",
                 f"{res['peak_mb']:.0f}",
-                f"{res['rise_mb']:.0f}",
+                f"{res['cache_mb']:.1f}",
                 f"{corr:.4f}",
             ]
         )

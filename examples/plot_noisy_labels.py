@@ -15,12 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from skinfluence import NoisyLabelFilter
 from skinfluence.datasets import load_noisy
-from skinfluence.plotting import (
-    plot_noise_scores,
-    plot_precision_recall,
-    plot_removal_curve,
-    removal_curve,
-)
+from skinfluence.plotting import LabelIssuesDisplay, RemovalCurveDisplay
 
 data = load_noisy("digits", rate=0.1, test_size=0.25, random_state=0)
 X, y, truth = data.data, data.target, data.is_noisy
@@ -33,15 +28,13 @@ filt.fit(X, y)
 flagged = filt.label_issues_
 print(f"flagged {flagged.sum()} rows, {truth[flagged].sum()} of them truly flipped")
 
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-plot_noise_scores(filt.noise_scores_, flagged, is_noisy=truth, ax=ax1)
-plot_precision_recall(truth, filt.noise_scores_, flagged=flagged, ax=ax2)
+LabelIssuesDisplay.from_estimator(filt, is_noisy=truth)
 
 # %%
 # A logistic regression fitted on the noisy labels loses accuracy to them.
 # Removing rows by noise score gives most of it back, up to about the share
 # of flipped labels (10%); removing as many random rows does not.
-curve = removal_curve(
+display = RemovalCurveDisplay.from_estimator(
     LogisticRegression(max_iter=1000),
     X,
     y,
@@ -51,7 +44,7 @@ curve = removal_curve(
     fractions=(0.0, 0.05, 0.1, 0.15, 0.2),
     n_random=3,
     random_state=0,
+    label="removed by noise score",
 )
-ax = plot_removal_curve(curve, label="removed by noise score")
-ax.set_title("logistic regression on digits with 10% flipped labels")
+display.ax_.set_title("logistic regression on digits with 10% flipped labels")
 plt.show()

@@ -1,4 +1,4 @@
-"""``python -m skinfluence``: the main job on a built-in dataset."""
+"""``python -m skinfluence``: the ``skinfluence`` command line."""
 
 from .cli import main
 

@@ -26,6 +26,7 @@ from ._table import (
 
 TOP_PRINTED = 10
 IMAGES_IN_REPORT = 60
+ROWS_IN_REPORT = 2000  # flagged rows listed in the HTML page, highest scores first
 
 
 # ------------------------------------------------------------------ helpers
@@ -366,7 +367,7 @@ def _label_issues(
             + (", the ranking against the truth" if truth is not None else "")
             + (", the top flagged rows" if image_shape is not None else "")
         )
-        flagged_rows = issues[issues.flagged]
+        flagged_rows = issues[issues.flagged].head(ROWS_IN_REPORT)
         value_cols = [] if image_shape is not None else used_columns[:40]
         columns = ["rank", "row", "given label", "suggested label", "noise score"]
         columns += ["image"] if image_shape is not None else value_cols
@@ -408,7 +409,16 @@ def _label_issues(
                 "given label is not the one the held-out models find most "
                 "probable (contamination=auto). Row numbers count the data "
                 "rows of the file from 0."
-            ],
+            ]
+            + (
+                [
+                    f"The table lists the {ROWS_IN_REPORT} flagged rows of highest "
+                    f"noise score out of {n_flagged}; the ranked CSV report has "
+                    "every row."
+                ]
+                if n_flagged > ROWS_IN_REPORT
+                else []
+            ),
         )
         with open(outputs["html"], "w", encoding="utf-8") as fh:
             fh.write(page)

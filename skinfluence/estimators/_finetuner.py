@@ -1,6 +1,5 @@
 """InfluenceFineTuner: correct a model's errors by fine-tuning on helpful rows."""
 
-import copy
 import numbers
 import warnings
 
@@ -24,100 +23,24 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .. import models
 from ..exceptions import SkinfluenceWarning, UnsupportedEstimatorError
 from ..methods import BaseInfluenceMethod, get_method
-from ..utils._torch import draw_seed, seeded_torch
+from ..utils._torch import draw_seed
 from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer, _check_2d
 
 __all__ = ["InfluenceFineTuner"]
 
-FINE_TUNABLE = (
-    "skorch NeuralNetClassifier (any module; also a bare torch.nn.Module and the "
-    "default estimator=None), scikit-learn MLPClassifier(solver='adam' or 'sgd') "
-    "and SGDClassifier(loss='log_loss')"
-)
-
 
 def check_fine_tunable(estimator):
-    """The model kind of ``estimator`` if it can be fine-tuned, else raise.
-
-    Fine-tuning takes a few gradient steps from the fitted parameters, so it
-    needs an estimator that continues training (skorch's and scikit-learn's
-    ``partial_fit``); refitting estimators (``LogisticRegression``'s
-    ``warm_start`` re-solves the penalised objective on the given rows) are
-    refused.
-    """
-    if estimator is None:
-        return "skorch"
-    inner = models.unwrap(estimator)
-    adapter = models.adapter_for(inner, None)
-    name = type(inner).__name__
-    if isinstance(adapter, models.SkorchAdapter):
-        from skorch import NeuralNetClassifier
-
-        if not isinstance(adapter, models.TorchModuleAdapter) and not isinstance(
-            inner, NeuralNetClassifier
-        ):
-            raise UnsupportedEstimatorError(
-                f"{name} is a regressor; InfluenceFineTuner corrects classification "
-                f"errors. Fine-tunable estimators: {FINE_TUNABLE}."
-            )
-        return "skorch"
-    if isinstance(adapter, models.SklearnMLPAdapter):
-        from sklearn.neural_network import MLPClassifier
-
-        if not isinstance(inner, MLPClassifier):
-            raise UnsupportedEstimatorError(
-                f"{name} is a regressor; InfluenceFineTuner corrects classification "
-                f"errors. Fine-tunable estimators: {FINE_TUNABLE}."
-            )
-        if inner.solver == "lbfgs":
-            raise UnsupportedEstimatorError(
-                "MLPClassifier(solver='lbfgs') cannot be fine-tuned by a few "
-                "gradient steps: it has no partial_fit. Use solver='adam' or "
-                f"solver='sgd'. Fine-tunable estimators: {FINE_TUNABLE}."
-            )
-        return "mlp"
-    from sklearn.linear_model import SGDClassifier
-
-    if isinstance(inner, SGDClassifier):
-        return "sgd"
-    raise UnsupportedEstimatorError(
-        f"{name} cannot be fine-tuned by a few gradient steps: it has no partial_fit "
-        "(a warm-started refit re-solves its objective on the selected rows alone). "
-        f"Fine-tunable estimators: {FINE_TUNABLE}."
-    )
-
-
-def fine_tune(model, kind, X, y, n_steps, lr, random_state=None):
-    """A copy of the fitted ``model`` after ``n_steps`` steps on ``(X, y)``.
-
-    ``y`` holds the labels as the model was trained on them (class indices
-    for skorch nets). Every step uses all of ``X``'s rows as one batch, with
-    a fresh optimizer of the model's own kind at step size ``lr``; the
-    original ``model`` is not touched.
-    """
-    tuned = copy.deepcopy(models.unwrap(model))
-    n = len(X)
-    if kind == "skorch":
-        tuned.set_params(lr=lr, batch_size=n, train_split=None)
-        tuned.initialize_optimizer()
-        seed = None if random_state is None else draw_seed(random_state)
-        with seeded_torch(seed):
-            tuned.partial_fit(X.astype(np.float32), y, epochs=n_steps)
-    elif kind == "mlp":
-        tuned.set_params(learning_rate_init=lr, batch_size=n)
-        # partial_fit keeps an existing optimizer and its step size; drop it
-        # so that the fine-tuning starts a fresh one at ``lr``.
-        if hasattr(tuned, "_optimizer"):
-            del tuned._optimizer
-        for _ in range(n_steps):
-            tuned.partial_fit(X, y)
-    else:
-        # SGDClassifier updates row by row: a pass over the rows at step
-        # lr / n moves the weights about as far as one full-batch step of lr.
-        tuned.set_params(learning_rate="constant", eta0=lr / n)
-        for _ in range(n_steps):
-            tuned.partial_fit(X, y)
-    return tuned
+    """The adapter of ``estimator`` if it is a classifier that can be
+    fine-tuned, else raise before anything is fitted."""
+    if models.task_of(estimator) == "regression":
+        raise UnsupportedEstimatorError(
+            f"{type(models.unwrap(estimator)).__name__} is a regressor; "
+            "InfluenceFineTuner corrects classification errors. Fine-tunable "
+            f"estimators: {models.FINE_TUNABLE}."
+        )
+    adapter = models.adapter_for(estimator, "classification")
+    adapter.check_fine_tune()
+    return adapter
 
 
 def top_rows(influence, n_rows):
@@ -211,16 +134,16 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         The fine-tuned copy (the fitted model itself when nothing was wrong).
     base_estimator_ : estimator
         The model before fine-tuning.
-    selected_rows_ : ndarray of shape (n_rounds_, n_rows)
+    selected_rows_ : ndarray of shape (n_rounds\\_, n_rows)
         Candidate-row indices fine-tuned on in each round, most helpful
         first (indices into ``X`` or ``X_pool``; with the held-out split,
         into ``X`` as passed).
-    influence_ : ndarray of shape (n_rounds_, n_candidates)
+    influence_ : ndarray of shape (n_rounds\\_, n_candidates)
         Aggregated influence of every candidate row on the wrong validation
         rows' loss in each round (positive = helpful; ``NaN`` for rows the
         method does not score, e.g. FastIF's non-candidates, and for the
         held-out validation rows of ``X``).
-    n_errors_ : ndarray of shape (n_rounds_ + 1,)
+    n_errors_ : ndarray of shape (n_rounds\\_ + 1,)
         Misclassified validation rows before each round and after the last.
     n_rounds_ : int
         Rounds run.
@@ -236,6 +159,11 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     Notes
     -----
+    As the last step of a :class:`~sklearn.pipeline.Pipeline`, ``X_val``
+    and ``X_pool`` reach :meth:`fit` as given, not through the earlier
+    steps; transform them first, or let ``validation_fraction`` hold out
+    transformed rows.
+
     **How the defaults were chosen.** On a spread of nine spurious-feature
     problems (the generator of ``benchmarks/error_correction.py`` with the
     spurious feature agreeing with the label on 80%, 85% or 95% of rows,
@@ -249,18 +177,18 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     ``n_rounds * n_steps * lr``; re-scoring between rounds buys more gain
     per point of test accuracy. Mean over the nine problems, in points:
 
-    ======================================  ==========  ======  ==========
-    setting                                  challenge   test   worst test
-    ======================================  ==========  ======  ==========
-    defaults (TracIn, 3 x 5 steps, 7e-4)       +2.9      -0.6     -0.9
-    TracIn, 1 round of 5 steps, 1.5e-3         +1.8      -0.4     -0.7
-    TracIn, 2 rounds of 5 steps, 1.5e-3        +3.7      -0.6     -1.1
-    FastIF, 1 round of 5 steps, 2e-3           +2.5      -0.5     -0.9
-    FastIF, 2 rounds of 5 steps, 1.5e-3        +3.7      -0.6     -1.1
-    influence function (damping 0.1), 1 x 5    +2.6      -0.3     -0.8
-    random rows, 1 round of 5 steps, 7e-4      -0.1      +0.1     -0.4
-    random rows, 1 round of 5 steps, 2e-3      -0.4      -0.0     -0.7
-    ======================================  ==========  ======  ==========
+    =======================================  =========  ====  ==========
+    setting                                  challenge  test  worst test
+    =======================================  =========  ====  ==========
+    defaults (TracIn, 3 x 5 steps, 7e-4)          +2.9  -0.6        -0.9
+    TracIn, 1 round of 5 steps, 1.5e-3            +1.8  -0.4        -0.7
+    TracIn, 2 rounds of 5 steps, 1.5e-3           +3.7  -0.6        -1.1
+    FastIF, 1 round of 5 steps, 2e-3              +2.5  -0.5        -0.9
+    FastIF, 2 rounds of 5 steps, 1.5e-3           +3.7  -0.6        -1.1
+    influence function (damping 0.1), 1 x 5       +2.6  -0.3        -0.8
+    random rows, 1 round of 5 steps, 7e-4         -0.1  +0.1        -0.4
+    random rows, 1 round of 5 steps, 2e-3         -0.4  -0.0        -0.7
+    =======================================  =========  ====  ==========
 
     FastIF and the influence function select about as well as TracIn here
     but cost 50-500 times more per round (a LiSSA recursion of depth 1000;
@@ -372,7 +300,7 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         -------
         self : InfluenceFineTuner
         """
-        kind = check_fine_tunable(self.estimator)
+        check_fine_tunable(self.estimator)
         get_method(self.method)  # an unknown name fails before any fitting
         _check_2d(X, y)
         X, y = validate_data(
@@ -391,20 +319,20 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         n_cand = len(y_cand)
         n_rows = self._n_rows(n_cand)
 
-        seed = int(rng.randint(2**31 - 1))
+        seed = draw_seed(rng)
         scorer = self._scorer(self.estimator, seed).fit(X_train, y_train, **fit_params)
-        self._kind = kind
-        self._skorch_labels = kind == "skorch"
         self.classes_ = scorer.classes_
         self.base_estimator_ = scorer.estimator_
-        model = models.unwrap(scorer.estimator_)
+        adapter = models.adapter_for(models.unwrap(scorer.estimator_), "classification")
+        adapter.estimator_ = models.unwrap(scorer.estimator_)
+        adapter.classes_ = self.classes_
         if self.pool == "pool":
             scorer = None
 
-        val_y_model = self._to_model_labels(y_val, "y_val")
-        cand_y_model = self._to_model_labels(y_cand, "y_pool")
+        self._check_labels(y_val, "y_val")
+        cand_codes = self._check_labels(y_cand, "y_pool")
         missing = np.setdiff1d(self.classes_, y_cand)
-        if kind == "skorch" and len(missing):
+        if isinstance(adapter, models.SkorchAdapter) and len(missing):
             # The scorer of a fitted skorch net learns the order of its
             # outputs from the labels it is given.
             raise ValueError(
@@ -414,7 +342,7 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             )
         selected, influence, n_errors = [], [], []
         for round_ in range(self.n_rounds):
-            wrong = self._model_predict(model, X_val) != val_y_model
+            wrong = adapter.predict(X_val) != y_val
             n_errors.append(int(wrong.sum()))
             if self.verbose:
                 print(
@@ -425,7 +353,8 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                 break
             rows = wrong if self.validation_rows == "errors" else slice(None)
             if scorer is None:
-                scorer = self._scorer(FrozenEstimator(model), seed).fit(X_cand, y_cand)
+                frozen = FrozenEstimator(adapter.estimator_)
+                scorer = self._scorer(frozen, seed).fit(X_cand, y_cand)
             infl = scorer.influence(X_val[rows], y_val[rows], aggregate=True)
             top = top_rows(infl, n_rows)
             if np.isnan(infl[top]).any():
@@ -435,21 +364,14 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                     "n_rows or let the method score more rows (e.g. FastIF's "
                     "n_neighbors)."
                 )
-            model = fine_tune(
-                model,
-                kind,
-                X_cand[top],
-                cand_y_model[top],
-                self.n_steps,
-                self.lr,
-                random_state=seed,
+            adapter = adapter.fine_tune(
+                X_cand[top], cand_codes[top], self.n_steps, self.lr, seed
             )
             selected.append(top)
             influence.append(infl)
             scorer = None
         else:
-            wrong = self._model_predict(model, X_val) != val_y_model
-            n_errors.append(int(wrong.sum()))
+            n_errors.append(int((adapter.predict(X_val) != y_val).sum()))
         if not selected:
             warnings.warn(
                 f"The model gets all {len(y_val)} validation rows right: there is no "
@@ -458,7 +380,8 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                 SkinfluenceWarning,
                 stacklevel=2,
             )
-        self.estimator_ = model
+        self._adapter = adapter
+        self.estimator_ = adapter.estimator_
         selected = np.array(selected, dtype=np.intp).reshape(-1, n_rows)
         influence = np.array(influence, dtype=np.float64).reshape(-1, n_cand)
         if self.pool == "train" and len(self.validation_indices_):
@@ -520,13 +443,13 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                 idx,
                 test_size=self.validation_fraction,
                 stratify=stratify,
-                random_state=rng.randint(2**31 - 1),
+                random_state=draw_seed(rng),
             )
         except ValueError:
             train, val = train_test_split(
                 idx,
                 test_size=self.validation_fraction,
-                random_state=rng.randint(2**31 - 1),
+                random_state=draw_seed(rng),
             )
         train, val = np.sort(train), np.sort(val)
         if len(np.unique(y[train])) < 2:
@@ -581,9 +504,9 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             return int(self.n_rows)
         return max(1, int(round(self.n_rows * n_cand)))
 
-    def _to_model_labels(self, labels, name):
-        """Labels as the model was trained on them: class indices for skorch
-        nets, the labels themselves otherwise."""
+    def _check_labels(self, labels, name):
+        """Indices into ``classes_`` of ``labels``, or an error naming
+        ``name`` for labels the model does not know."""
         labels = np.asarray(labels)
         pos = np.clip(np.searchsorted(self.classes_, labels), 0, len(self.classes_) - 1)
         bad = self.classes_[pos] != labels
@@ -592,12 +515,7 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
                 f"{name} contains labels {np.unique(labels[bad])[:5].tolist()} not "
                 f"in y; known classes are {self.classes_.tolist()}."
             )
-        return pos if self._skorch_labels else labels
-
-    def _model_predict(self, model, X):
-        if self._kind == "skorch":
-            return np.asarray(model.predict(X.astype(np.float32))).astype(np.intp)
-        return model.predict(X)
+        return pos
 
     # ----------------------------------------------------------- delegation
     def _check_X(self, X):
@@ -608,15 +526,12 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     def predict(self, X):
         """Class predictions of the fine-tuned model."""
         X = self._check_X(X)
-        pred = self._model_predict(self.estimator_, X)
-        return self.classes_[pred] if self._skorch_labels else pred
+        return self._adapter.predict(X)
 
     def predict_proba(self, X):
         """Class probabilities of the fine-tuned model."""
         X = self._check_X(X)
-        if self._kind == "skorch":
-            return np.asarray(self.estimator_.predict_proba(X.astype(np.float32)))
-        return self.estimator_.predict_proba(X)
+        return np.asarray(self._adapter.predict_proba(X))
 
     @available_if(_tuned_has("decision_function"))
     def decision_function(self, X):

@@ -135,10 +135,11 @@ class InfluenceScorer(BaseEstimator):
         Results are NumPy arrays on the host either way.
     dtype : {"float32", "float64", "bfloat16"}, default="float32"
         Precision of the model copy and the gradient computations.
-        ``"bfloat16"`` halves memory and is fast on recent GPUs; its scores
-        keep a Pearson correlation of about 0.999 with float64 ones on small
-        MLPs (TracIn), see ``benchmarks/scale.py``. ``"float64"`` for
-        reference numbers.
+        ``"bfloat16"`` halves memory and is fast on GPUs with bfloat16
+        arithmetic (on CPUs without it, it is slower than float32); its
+        TracIn scores keep a Pearson correlation of 0.99 with float64 ones on
+        the MLP 64-256-256-10 of ``benchmarks/scale.py`` (97% of the same
+        top-10 rows). ``"float64"`` for reference numbers.
     batch_size : int or None, default=None
         Rows per chunk of per-row gradient work; ``None`` sizes chunks from a
         memory budget.
@@ -482,6 +483,11 @@ class InfluenceScorer(BaseEstimator):
             query.aggregate = True
             if top_k is not None:
                 return stream_influence(self.method_, ctx, query, TopK(top_k))
+            if path is not None:
+                # A set-level objective: one vector, written like the matrix.
+                with memmap_output(path, (ctx.n_train,), overwrite=overwrite) as arr:
+                    stream_influence(self.method_, ctx, query, Dense(arr[None]))
+                return np.load(path, mmap_mode="r")
             return to_numpy(stream_influence(self.method_, ctx, query))[0]
         n_query, n_train = Xt.shape[0], ctx.n_train
         if path is not None:

@@ -1,6 +1,7 @@
 """Model adapters: fit supported estimators and see them as differentiable views."""
 
 from ._adapters import (
+    FINE_TUNABLE,
     SUPPORTED,
     FrozenAdapter,
     ModelAdapter,
@@ -18,6 +19,7 @@ from ._skorch import MLPModule
 from ._view import ModelView
 
 __all__ = [
+    "FINE_TUNABLE",
     "SUPPORTED",
     "FrozenAdapter",
     "MLPModule",

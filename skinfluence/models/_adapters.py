@@ -25,6 +25,7 @@ from . import _sklearn
 from ._skorch import BatchLoader, MLPModule, skorch_view
 
 __all__ = [
+    "FINE_TUNABLE",
     "SUPPORTED",
     "FrozenAdapter",
     "ModelAdapter",
@@ -43,6 +44,13 @@ SUPPORTED = (
     "skorch NeuralNetClassifier/NeuralNetRegressor (any module), a torch.nn.Module, "
     "scikit-learn LogisticRegression, SGDClassifier(loss='log_loss'), "
     "LinearRegression, Ridge, MLPClassifier, MLPRegressor"
+)
+
+
+FINE_TUNABLE = (
+    "skorch NeuralNetClassifier (any module; also a bare torch.nn.Module and the "
+    "default estimator=None), scikit-learn MLPClassifier(solver='adam' or 'sgd') "
+    "and SGDClassifier(loss='log_loss')"
 )
 
 
@@ -193,6 +201,28 @@ class ModelAdapter:
         randomness drawn from ``seed``."""
         raise NotImplementedError
 
+    # -- fine-tuning -------------------------------------------------------
+    def check_fine_tune(self):
+        """Raise :class:`~skinfluence.exceptions.UnsupportedEstimatorError`
+        unless the model can continue training by a few gradient steps."""
+        raise UnsupportedEstimatorError(
+            f"{self.name} cannot be fine-tuned by a few gradient steps: it has no "
+            "partial_fit (a warm-started refit re-solves its objective on the "
+            f"selected rows alone). Fine-tunable estimators: {FINE_TUNABLE}."
+        )
+
+    def fine_tune(self, X, y, n_steps, lr, seed=None):
+        """A new adapter whose model is a copy of the fitted one after
+        ``n_steps`` steps on ``(X, y)`` (encoded targets), each with all of
+        ``X``'s rows as one batch and a fresh optimizer of the model's own
+        kind at step size ``lr``; this adapter's model is not touched."""
+        self.check_fine_tune()
+        tuned = copy.deepcopy(unwrap(self.estimator_))
+        new = copy.copy(self)
+        new.estimator, new.estimator_ = tuned, tuned
+        self._fine_tune(tuned, X, y, n_steps, lr, seed)
+        return new
+
     # -- predictions -------------------------------------------------------
     def predict(self, X):
         """Predictions in the user's labels."""
@@ -268,6 +298,19 @@ class SkorchAdapter(ModelAdapter):
         new.estimator_ = self._fit_net(net, _numpy(X), _numpy(y), seed, {})
         return new
 
+    def check_fine_tune(self):
+        return None
+
+    def _fine_tune(self, net, X, y, n_steps, lr, seed):
+        net.set_params(lr=lr, batch_size=len(X), train_split=None)
+        net.initialize_optimizer()
+        X = np.asarray(X).astype(np.float32)
+        y = np.asarray(y).astype(
+            np.int64 if self.task == "classification" else np.float32
+        )
+        with seeded_torch(seed):
+            net.partial_fit(X, y, epochs=n_steps)
+
     def predict(self, X):
         pred = np.asarray(self.estimator_.predict(np.asarray(X).astype(np.float32)))
         if self.task == "classification":
@@ -342,6 +385,18 @@ class SklearnLinearAdapter(SklearnAdapter):
                 "SGDClassifier(loss='log_loss'), or pass it as final_estimator."
             )
 
+    def check_fine_tune(self):
+        if not isinstance(unwrap(self.estimator), SGDClassifier):
+            super().check_fine_tune()
+
+    def _fine_tune(self, est, X, y, n_steps, lr, seed):
+        # SGDClassifier updates row by row: a pass over the rows at step
+        # lr / n moves the weights about as far as one full-batch step of lr.
+        est.set_params(learning_rate="constant", eta0=lr / len(X))
+        y = self.classes_[np.asarray(y)]
+        for _ in range(n_steps):
+            est.partial_fit(X, y)
+
     def view(self, n_train, device="cpu", dtype=torch.float32):
         est = unwrap(self.estimator_)
         if isinstance(est, LogisticRegression):
@@ -355,6 +410,25 @@ class SklearnLinearAdapter(SklearnAdapter):
 class SklearnMLPAdapter(SklearnAdapter):
     """``MLPClassifier`` and ``MLPRegressor``: their layers as torch Linear
     layers and activations."""
+
+    def check_fine_tune(self):
+        if unwrap(self.estimator).solver == "lbfgs":
+            raise UnsupportedEstimatorError(
+                f"{self.name}(solver='lbfgs') cannot be fine-tuned by a few "
+                "gradient steps: it has no partial_fit. Use solver='adam' or "
+                f"solver='sgd'. Fine-tunable estimators: {FINE_TUNABLE}."
+            )
+
+    def _fine_tune(self, est, X, y, n_steps, lr, seed):
+        est.set_params(learning_rate_init=lr, batch_size=len(X))
+        # partial_fit keeps an existing optimizer and its step size; drop it
+        # so that the fine-tuning starts a fresh one at ``lr``.
+        if hasattr(est, "_optimizer"):
+            del est._optimizer
+        if self.task == "classification":
+            y = self.classes_[np.asarray(y)]
+        for _ in range(n_steps):
+            est.partial_fit(X, y)
 
     def view(self, n_train, device="cpu", dtype=torch.float32):
         return _sklearn.mlp_view(unwrap(self.estimator_), n_train, device, dtype)
@@ -389,6 +463,12 @@ class FrozenAdapter(ModelAdapter):
 
     def refit(self, X, y, seed):
         return self.inner.refit(X, y, seed)
+
+    def check_fine_tune(self):
+        self.inner.check_fine_tune()
+
+    def fine_tune(self, X, y, n_steps, lr, seed=None):
+        return self.inner.fine_tune(X, y, n_steps, lr, seed)
 
     def predict(self, X):
         return self.inner.predict(X)

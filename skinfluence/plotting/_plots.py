@@ -517,3 +517,156 @@ def plot_removal_curve(curve, *, label="removed by score", ax=None):
     ax.set_ylabel(f"test {curve.get('metric', 'score')}")
     ax.legend(frameon=False)
     return ax
+
+
+class LabelIssuesDisplay:
+    """Noise scores of a fitted :class:`~skinfluence.NoisyLabelFilter`, with
+    the precision-recall curve when the wrong labels are known.
+
+    Build it with :meth:`from_estimator`; like scikit-learn's ``Display``
+    objects it keeps what it drew in ``ax_`` and ``figure_``.
+
+    Parameters
+    ----------
+    noise_scores : ndarray of shape (n_samples,)
+    label_issues : ndarray of bool, shape (n_samples,)
+    is_noisy : ndarray of bool, shape (n_samples,), default=None
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes or ndarray of Axes
+        One axes, or two (scores, precision-recall) when ``is_noisy`` is set.
+    figure_ : matplotlib Figure
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skinfluence import NoisyLabelFilter
+    >>> from skinfluence.datasets import load_noisy
+    >>> from skinfluence.plotting import LabelIssuesDisplay
+    >>> data = load_noisy("wine", rate=0.1, random_state=0)
+    >>> filt = NoisyLabelFilter(LogisticRegression(), n_repeats=1, random_state=0)
+    >>> filt = filt.fit(data.data, data.target)
+    >>> display = LabelIssuesDisplay.from_estimator(filt, is_noisy=data.is_noisy)
+    >>> len(display.ax_)
+    2
+    """
+
+    def __init__(self, noise_scores, label_issues, *, is_noisy=None):
+        self.noise_scores = noise_scores
+        self.label_issues = label_issues
+        self.is_noisy = is_noisy
+
+    @classmethod
+    def from_estimator(cls, estimator, *, is_noisy=None, ax=None):
+        """Draw the noise scores of a fitted ``NoisyLabelFilter``.
+
+        Parameters
+        ----------
+        estimator : NoisyLabelFilter
+            Fitted (it has ``noise_scores_`` and ``label_issues_``).
+        is_noisy : array-like of bool, default=None
+            Known wrong labels, for the precision-recall panel.
+        ax : matplotlib Axes or pair of Axes, default=None
+
+        Returns
+        -------
+        display : LabelIssuesDisplay
+        """
+        if not hasattr(estimator, "noise_scores_"):
+            raise ValueError(
+                f"{type(estimator).__name__} has no noise_scores_; pass a "
+                "NoisyLabelFilter fitted with fit or fit_resample."
+            )
+        return cls(
+            estimator.noise_scores_, estimator.label_issues_, is_noisy=is_noisy
+        ).plot(ax=ax)
+
+    def plot(self, ax=None):
+        """Draw on ``ax`` (two axes when ``is_noisy`` is set); returns self."""
+        panels = 1 if self.is_noisy is None else 2
+        if ax is None:
+            fig, ax = _pyplot().subplots(
+                1, panels, figsize=(5.5 * panels, 4), layout="constrained"
+            )
+        axes = np.atleast_1d(ax)
+        if len(axes) != panels:
+            raise ValueError(
+                f"ax must hold {panels} axes here (is_noisy "
+                f"{'given' if panels == 2 else 'not given'}); got {len(axes)}."
+            )
+        plot_noise_scores(
+            self.noise_scores, self.label_issues, is_noisy=self.is_noisy, ax=axes[0]
+        )
+        if panels == 2:
+            plot_precision_recall(
+                self.is_noisy, self.noise_scores, flagged=self.label_issues, ax=axes[1]
+            )
+        self.ax_ = axes[0] if panels == 1 else axes
+        self.figure_ = axes[0].figure
+        return self
+
+
+class RemovalCurveDisplay:
+    """Test metric after removing rows by score, against random removal.
+
+    Build it with :meth:`from_estimator`, which computes
+    :func:`removal_curve` and draws it with :func:`plot_removal_curve`.
+
+    Parameters
+    ----------
+    curve : Bunch
+        What :func:`removal_curve` returns.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skinfluence.plotting import RemovalCurveDisplay
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(80, 2)); y = (X[:, 0] > 0).astype(int)
+    >>> display = RemovalCurveDisplay.from_estimator(
+    ...     LogisticRegression(), X, y, rng.random(80), X_test=X, y_test=y,
+    ...     fractions=(0, 0.1), n_random=2)
+    >>> display.curve.by_score.shape
+    (2,)
+    """
+
+    def __init__(self, curve):
+        self.curve = curve
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        X,
+        y,
+        scores,
+        *,
+        X_test,
+        y_test,
+        label="removed by score",
+        ax=None,
+        **curve_params,
+    ):
+        """Compute :func:`removal_curve` (``curve_params`` go to it) and draw it.
+
+        Returns
+        -------
+        display : RemovalCurveDisplay
+        """
+        curve = removal_curve(
+            estimator, X, y, scores, X_test=X_test, y_test=y_test, **curve_params
+        )
+        return cls(curve).plot(label=label, ax=ax)
+
+    def plot(self, *, label="removed by score", ax=None):
+        """Draw on ``ax``; returns self."""
+        self.ax_ = plot_removal_curve(self.curve, label=label, ax=ax)
+        self.figure_ = self.ax_.figure
+        return self

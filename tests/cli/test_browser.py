@@ -114,3 +114,31 @@ def test_screenshot_is_not_blank(digits_report, tmp_path):
     assert pixels.std() > 0.05
     # Not one flat colour either: text, tables and figures give many levels.
     assert len(np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 50
+
+
+def test_clicking_a_header_sorts_the_table(digits_report, tmp_path):
+    """The page's own sorting script, run by the browser: a click on the
+    "row" header orders the flagged rows by row number, a second click
+    reverses them."""
+    _, html, n_flagged = digits_report
+    page = html.read_text()
+    clicks = (
+        "<script>var th = document.querySelectorAll('#flagged th')[1];"
+        "th.click(); var up = Array.prototype.map.call("
+        "document.querySelectorAll('#flagged tbody tr'),"
+        " function (r) { return r.cells[1].textContent; }).join(',');"
+        "th.click(); var down = Array.prototype.map.call("
+        "document.querySelectorAll('#flagged tbody tr'),"
+        " function (r) { return r.cells[1].textContent; }).join(',');"
+        "document.body.setAttribute('data-up', up);"
+        "document.body.setAttribute('data-down', down);</script>"
+    )
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text(page.replace("</body>", clicks + "</body>"))
+    dom = chromium(tmp_path, "--dump-dom", clicked.as_uri())
+    up = [int(v) for v in dom.split('data-up="')[1].split('"')[0].split(",")]
+    down = [int(v) for v in dom.split('data-down="')[1].split('"')[0].split(",")]
+    assert len(up) == n_flagged
+    assert up == sorted(up) and down == sorted(up, reverse=True)
+    ranks = pd.read_csv(html.parent / "issues.csv")
+    assert sorted(up) == sorted(ranks.row[ranks.flagged])

@@ -585,3 +585,18 @@ def test_import_needs_neither_matplotlib_nor_pandas():
 def test_unknown_command_is_a_usage_error(capsys):
     assert run("no-such-command") == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_html_lists_at_most_the_cap_of_flagged_rows(small_csv, tmp_path, monkeypatch):
+    from skinfluence.cli import _commands
+
+    monkeypatch.setattr(_commands, "ROWS_IN_REPORT", 3)
+    html, report = tmp_path / "r.html", tmp_path / "r.csv"
+    argv = ["find-label-issues", small_csv, "--target", "tier", "--repeats", 1]
+    assert run(*argv, "--html", html, "--report", report) == 0
+    page = html.read_text()
+    table = page[page.index('id="flagged"') :]
+    assert table[: table.index("</table>")].count("<tr>") == 1 + 3
+    n_flagged = int(pd.read_csv(report).flagged.sum())
+    assert n_flagged > 3
+    assert f"the 3 flagged rows of highest noise score out of {n_flagged}" in page

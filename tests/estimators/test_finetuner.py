@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.neural_network import MLPClassifier
 
 import skinfluence
-from skinfluence import InfluenceFineTuner, InfluenceFunction, InfluenceScorer
+from skinfluence import FastIF, InfluenceFineTuner, InfluenceFunction, InfluenceScorer
 from skinfluence.exceptions import SkinfluenceWarning, UnsupportedEstimatorError
 from skinfluence.models import default_estimator
 
@@ -76,6 +76,28 @@ def test_selected_rows_are_the_top_of_the_scorers_aggregated_influence(
     expected = np.argsort(-ref, kind="stable")[:7]
     np.testing.assert_array_equal(tuner.selected_rows_[0], expected)
     assert tuner.n_errors_[0] == wrong.sum()
+
+
+@pytest.mark.parametrize("name", sorted(skinfluence.METHODS))
+def test_every_method_drives_the_fine_tuning(data, name):
+    # Each method on a model it supports: Newton-LOO and the influence
+    # function's default damping need a convex (linear) model, TracInCP a
+    # skorch net that records checkpoints.
+    X, y, Xv, yv, _, _ = data
+    if name in ("newton_loo", "influence_function"):
+        est = SGDClassifier(loss="log_loss", random_state=0)
+    else:
+        est = default_estimator("classification", X.shape[1], 2).set_params(
+            max_epochs=5
+        )
+    method = FastIF(n_neighbors=60, depth=30) if name == "fastif" else name
+    tuner = InfluenceFineTuner(
+        est, method=method, n_rows=8, n_rounds=2, random_state=0
+    ).fit(X, y, X_val=Xv, y_val=yv)
+    assert tuner.n_rounds_ >= 1
+    for rows, infl in zip(tuner.selected_rows_, tuner.influence_):
+        assert np.isfinite(infl[rows]).all()
+        assert infl[rows].min() >= np.nanmax(np.delete(infl, rows))
 
 
 def test_skorch_fine_tuning_matches_plain_torch_adam_steps(data, fitted_net):
@@ -287,7 +309,7 @@ def test_bad_input(data, fitted_mlp):
     [
         (LogisticRegression(), "LogisticRegression cannot be fine-tuned"),
         (MLPClassifier(solver="lbfgs"), "solver='lbfgs'"),
-        (LinearRegression(), "LinearRegression cannot be fine-tuned"),
+        (LinearRegression(), "LinearRegression is a regressor"),
         (SGDClassifier(loss="hinge"), "not differentiable"),
     ],
 )

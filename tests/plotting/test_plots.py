@@ -167,3 +167,40 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"skinfluence\[plot\]"):
         plot_noise_scores([0.1, 0.2])
+
+
+def test_label_issues_display_from_estimator():
+    from sklearn.utils import Bunch
+
+    from skinfluence.plotting import LabelIssuesDisplay
+
+    rng = np.random.default_rng(3)
+    truth = rng.random(60) < 0.2
+    fitted = Bunch(noise_scores_=truth + rng.random(60), label_issues_=truth.copy())
+    display = LabelIssuesDisplay.from_estimator(fitted)
+    assert display.figure_ is display.ax_.figure
+    display = LabelIssuesDisplay.from_estimator(fitted, is_noisy=truth)
+    assert len(display.ax_) == 2
+    assert display.ax_[1].get_ylabel() == "precision"
+    with pytest.raises(ValueError, match="must hold 2 axes"):
+        LabelIssuesDisplay.from_estimator(fitted, is_noisy=truth, ax=new_ax())
+    with pytest.raises(ValueError, match="no noise_scores_"):
+        LabelIssuesDisplay.from_estimator(Bunch())
+
+
+def test_removal_curve_display_matches_the_function():
+    from sklearn.linear_model import LogisticRegression
+
+    from skinfluence.plotting import RemovalCurveDisplay
+
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(60, 2))
+    y = (X[:, 1] > 0).astype(int)
+    scores = rng.random(60)
+    kw = dict(X_test=X, y_test=y, fractions=(0, 0.2), n_random=2, random_state=0)
+    display = RemovalCurveDisplay.from_estimator(
+        LogisticRegression(), X, y, scores, ax=new_ax(), **kw
+    )
+    curve = removal_curve(LogisticRegression(), X, y, scores, **kw)
+    np.testing.assert_allclose(display.curve.by_score, curve.by_score)
+    np.testing.assert_allclose(display.ax_.get_lines()[0].get_ydata(), curve.by_score)

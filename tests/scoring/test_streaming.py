@@ -270,3 +270,18 @@ def test_memory_budget_too_small_for_one_row_names_the_minimum():
         InfluenceScorer(LogisticRegression()).fit(X, y).influence(X[:3], y[:3]),
         rtol=1e-5,
     )
+
+
+def test_set_level_objective_writes_its_vector_to_out(tmp_path):
+    rng = np.random.default_rng(1)
+    X, y = _data(n=60)
+    s = rng.integers(0, 2, size=60)
+    scorer = InfluenceScorer(
+        LogisticRegression(), objective="demographic_parity", dtype="float64"
+    ).fit(X, y)
+    vec = scorer.influence(X[:20], y[:20], sensitive_features=s[:20])
+    mm = scorer.influence(
+        X[:20], y[:20], sensitive_features=s[:20], out=tmp_path / "gap.npy"
+    )
+    assert mm.shape == (60,)
+    np.testing.assert_allclose(np.asarray(mm), vec, rtol=1e-12)
