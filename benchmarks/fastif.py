@@ -132,7 +132,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", choices=["sequence", "mlp"], default="sequence")
     parser.add_argument("--n-train", type=int, default=20000)
-    parser.add_argument("--n-queries", type=int, default=100)
+    parser.add_argument("--n-queries", type=int, default=20)
+    parser.add_argument(
+        "--candidates",
+        nargs="+",
+        choices=["gradients", "features"],
+        default=["gradients", "features"],
+    )
     parser.add_argument("--n-original", type=int, default=4)
     parser.add_argument("--n-neighbors", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
@@ -165,59 +171,109 @@ def main():
         return Query(Xq_t, Tq, measure=ctx.view.loss)
 
     m, m_orig = args.n_queries, min(args.n_original, args.n_queries)
-    log("fitting FastIF and the original")
-    t0 = time.perf_counter()
-    fast = FastIF(args.n_neighbors, search="each").fit(ctx)
-    fit_fast = time.perf_counter() - t0
-    damping = fast.damping_
+    kinds = args.candidates
+    fast, fit_fast, S_fast, per_fast, lone_fast = {}, {}, {}, {}, {}
+    for kind in kinds:
+        log(f"fitting FastIF (candidates={kind!r})")
+        t0 = time.perf_counter()
+        fast[kind] = FastIF(args.n_neighbors, candidates=kind, search="each").fit(ctx)
+        fit_fast[kind] = time.perf_counter() - t0
+    damping = fast[kinds[0]].damping_
+    log("fitting the original")
     t0 = time.perf_counter()
     orig = InfluenceFunction(solver=LissaSolver("original"), damping=damping)
     orig._maybe_cache = lambda *a, **k: None  # the original caches nothing
     orig.fit(ctx)
     fit_orig = time.perf_counter() - t0
 
-    log(f"FastIF on {m} queries")
-    t0 = time.perf_counter()
-    S_fast = fast.influence(ctx, query(np.arange(m))).numpy()
-    per_fast = (time.perf_counter() - t0) / m
-    log(f"original on {m_orig} queries")
+    for kind in kinds:
+        log(f"FastIF ({kind}) on {m} queries jointly, then one lone query")
+        t0 = time.perf_counter()
+        S_fast[kind] = fast[kind].influence(ctx, query(np.arange(m))).numpy()
+        per_fast[kind] = (time.perf_counter() - t0) / m
+        cands = fast[kind].candidates_
+        t0 = time.perf_counter()
+        fast[kind].influence(ctx, query(np.arange(1)))
+        lone_fast[kind] = time.perf_counter() - t0
+        fast[kind].candidates_ = cands
+    log(f"original on {m_orig} queries jointly, then one lone query")
     t0 = time.perf_counter()
     S_orig = orig.influence(ctx, query(np.arange(m_orig))).numpy()
     per_orig = (time.perf_counter() - t0) / m_orig
+    t0 = time.perf_counter()
+    orig.influence(ctx, query(np.arange(1)))
+    lone_orig = time.perf_counter() - t0
 
-    sp, pe, rec = [], [], {k: [] for k in ("help10", "help100", "harm10", "harm100")}
-    for i in range(m_orig):
-        cand = fast.candidates_[i]
-        sp.append(spearmanr(S_fast[i, cand], S_orig[i, cand])[0])
-        pe.append(pearsonr(S_fast[i, cand], S_orig[i, cand])[0])
-        order = np.argsort(S_orig[i])
-        cs = set(cand.tolist())
-        for k in (10, 100):
-            rec[f"help{k}"].append(len(cs & set(order[-k:].tolist())) / k)
-            rec[f"harm{k}"].append(len(cs & set(order[:k].tolist())) / k)
+    keys = [f"{kind}{k}" for kind in ("help", "harm", "abs") for k in (10, 100)]
+    quality = {}
+    for kind in kinds:
+        sp, pe, rec = [], [], {k: [] for k in keys}
+        for i in range(m_orig):
+            cand = fast[kind].candidates_[i]
+            sp.append(spearmanr(S_fast[kind][i, cand], S_orig[i, cand])[0])
+            pe.append(pearsonr(S_fast[kind][i, cand], S_orig[i, cand])[0])
+            order = np.argsort(S_orig[i])
+            by_abs = np.argsort(np.abs(S_orig[i]))
+            cs = set(cand.tolist())
+            for k in (10, 100):
+                rec[f"help{k}"].append(len(cs & set(order[-k:].tolist())) / k)
+                rec[f"harm{k}"].append(len(cs & set(order[:k].tolist())) / k)
+                rec[f"abs{k}"].append(len(cs & set(by_abs[-k:].tolist())) / k)
+        quality[kind] = (sp, pe, rec)
 
     print(
         f"\nn_train={args.n_train}, n_neighbors={args.n_neighbors}, "
-        f"damping={damping:.4g}, scale FastIF={fast.solver_.scale_:.4g}, "
+        f"damping={damping:.4g}, scale FastIF={fast[kinds[0]].solver_.scale_:.4g}, "
         f"original={orig.solver_.scale_:.4g}"
     )
     print(
         f"queries: FastIF solves {m} jointly; the original solves the first "
         f"{m_orig} of them jointly (per-query cost measured on those {m_orig}, "
-        "not extrapolated to more)."
+        "not extrapolated to more); 'lone' is one query on its own."
     )
-    print(f"{'':36s}{'original':>12s}{'FastIF':>12s}")
-    print(f"{'fit (s, once)':36s}{fit_orig:12.1f}{fit_fast:12.1f}")
-    print(f"{'queries timed':36s}{m_orig:12d}{m:12d}")
-    print(f"{'per-query time (s)':36s}{per_orig:12.3f}{per_fast:12.4f}")
-    print(f"{'speedup per query':36s}{'':12s}{per_orig / per_fast:11.1f}x")
-    print(f"{'Spearman over candidates (mean)':36s}{'':12s}{np.mean(sp):12.4f}")
-    print(f"{'Spearman over candidates (min)':36s}{'':12s}{np.min(sp):12.4f}")
-    print(f"{'Pearson over candidates (mean)':36s}{'':12s}{np.mean(pe):12.4f}")
-    for key, val in rec.items():
-        kind = "helpful" if key.startswith("help") else "harmful"
-        label = f"recall@{key[4:]} top {kind}"
-        print(f"{label:36s}{'':12s}{np.mean(val):12.3f}")
+    cols = "".join(f"{'FastIF ' + k:>20s}" for k in kinds)
+    print(f"{'':36s}{'original':>12s}{cols}")
+    print(
+        f"{'fit (s, once)':36s}{fit_orig:12.1f}"
+        + "".join(f"{fit_fast[k]:20.1f}" for k in kinds)
+    )
+    print(
+        f"{'queries timed (batch)':36s}{m_orig:12d}"
+        + "".join(f"{m:20d}" for k in kinds)
+    )
+    print(
+        f"{'per-query time in the batch (s)':36s}{per_orig:12.3f}"
+        + "".join(f"{per_fast[k]:20.4f}" for k in kinds)
+    )
+    print(
+        f"{'speedup per query (batch)':36s}{'':12s}"
+        + "".join(f"{per_orig / per_fast[k]:19.1f}x" for k in kinds)
+    )
+    print(
+        f"{'lone query time (s)':36s}{lone_orig:12.3f}"
+        + "".join(f"{lone_fast[k]:20.4f}" for k in kinds)
+    )
+    print(
+        f"{'speedup (lone query)':36s}{'':12s}"
+        + "".join(f"{lone_orig / lone_fast[k]:19.1f}x" for k in kinds)
+    )
+    rows = [
+        ("Spearman over candidates (mean)", lambda q: np.mean(q[0])),
+        ("Spearman over candidates (min)", lambda q: np.min(q[0])),
+        ("Pearson over candidates (mean)", lambda q: np.mean(q[1])),
+    ]
+    for key in keys:
+        kind = {"help": "helpful", "harm": "harmful", "abs": "|influence|"}[
+            key.rstrip("0123456789")
+        ]
+        label = (
+            f"recall@{key[4:] if key[:4] in ('help', 'harm') else key[3:]} top {kind}"
+        )
+        rows.append((label, lambda q, key=key: np.mean(q[2][key])))
+    for label, fn in rows:
+        print(
+            f"{label:36s}{'':12s}" + "".join(f"{fn(quality[k]):20.4f}" for k in kinds)
+        )
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
 
 from ..exceptions import SkinfluenceWarning
-from ..gradients import row_gradients
+from ..gradients import ParamLayout, RowGrads, row_gradients
 from ._base import BaseInfluenceMethod
 from .ihvp import LissaSolver
+from .ihvp._base import INDEFINITE_MARGIN, extreme_eigenvalues
 
 __all__ = ["FastIF"]
 
@@ -22,12 +23,11 @@ PAPER_RELATIVE_DAMPING = 5e-3
 
 
 class FastIF(BaseInfluenceMethod):
-    """Influence functions evaluated on the query's nearest training rows.
+    """Influence functions evaluated on a few candidate training rows per query.
 
     FastIF (Guo et al. 2021) makes the influence function cheap per query in
-    three ways: (1) only the ``n_neighbors`` training rows nearest to the
-    query in the model's penultimate feature space (exact L2 search with
-    :class:`~sklearn.neighbors.NearestNeighbors`) are scored; (2) the
+    three ways: (1) only ``n_neighbors`` candidate training rows are scored
+    exactly (see ``candidates``); (2) the
     inverse-Hessian-vector product is a LiSSA recursion with the paper's
     tuned settings (HVP batch of one row, depth 1000); (3) independent LiSSA
     chains on disjoint random parts of the training rows run in parallel and
@@ -42,16 +42,36 @@ class FastIF(BaseInfluenceMethod):
     n_neighbors : int >= 1, default=1000
         Candidates per query (the paper's k). Clipped, with a warning, to the
         number of training rows.
+    candidates : {"gradients", "features"}, default="gradients"
+        How the candidates are found. ``"features"``: the paper's search, the
+        nearest training rows to the query in the model's penultimate
+        feature space (exact L2 search with
+        :class:`~sklearn.neighbors.NearestNeighbors`). ``"gradients"``: the
+        rows with the largest ``|influence|`` restricted to the last Linear
+        layer, ``(P g_q)_last . g_j,last``, for every training row. That
+        layer's per-row gradient is the outer product of two short factors,
+        cached once in ``fit`` (``n_train * (inputs + outputs)`` numbers), so
+        this ranks all rows at O(n_train) cost per query without forming a
+        gradient, using the query vector ``P g_q`` that is solved anyway.
+        Nearness in feature space says little about which rows an influence
+        function ranks first; on the tabular MLP of ``benchmarks/fastif.py``
+        the gradient search is the one that keeps the original's top rows
+        (see the table there), hence the default.
     search : {"mean", "each"}, default="mean"
-        ``"mean"``: the queries passed together share one candidate set, the
-        neighbours of the mean of their features (the paper's search for
-        several queries). ``"each"``: every query row gets its own
-        neighbours; the gradients of the union of candidates are computed
-        once.
+        ``"mean"``: the queries passed together share one candidate set (with
+        ``candidates="features"`` the neighbours of the mean of their
+        features, the paper's search for several queries; with
+        ``"gradients"`` the rows ranked by their largest ``|influence|`` on
+        any of the queries, each relative to that query's largest).
+        ``"each"``: every query row gets its own candidates; the gradients of
+        the union of candidates are computed once.
     damping : float >= 0 or "auto", default="auto"
         ``H + damping I`` is inverted. ``"auto"`` is the paper's recursion
         damping, ``5e-3 * scale`` (with the scale chosen before damping is
-        added).
+        added), or, when a Lanczos estimate finds the Hessian indefinite and
+        that is not enough, the indefinite-Hessian rule of
+        :class:`InfluenceFunction` (``|smallest eigenvalue| + 1e-2 * largest``,
+        with a warning).
     scale : float > 0 or "auto", default="auto"
         LiSSA scale; must exceed the top eigenvalue of ``H + damping I``.
         ``"auto"`` follows :class:`LissaSolver` (twice an estimated bound on
@@ -74,8 +94,9 @@ class FastIF(BaseInfluenceMethod):
     ----------
     n_neighbors_ : int
         Candidates per query actually used.
-    nn_ : NearestNeighbors
-        Index over the training rows' penultimate features.
+    nn_ : NearestNeighbors or None
+        Index over the training rows' penultimate features
+        (``candidates="features"``).
     damping_ : float
     solver_ : LissaSolver
         The fitted LiSSA solver (its mini-batches are drawn once in ``fit``).
@@ -125,6 +146,7 @@ class FastIF(BaseInfluenceMethod):
 
     _parameter_constraints = {
         "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
+        "candidates": [StrOptions({"gradients", "features"})],
         "search": [StrOptions({"mean", "each"})],
         "damping": [
             Interval(numbers.Real, 0, None, closed="left"),
@@ -147,6 +169,7 @@ class FastIF(BaseInfluenceMethod):
         self,
         n_neighbors=1000,
         *,
+        candidates="gradients",
         search="mean",
         damping="auto",
         scale="auto",
@@ -156,6 +179,7 @@ class FastIF(BaseInfluenceMethod):
         n_chains=1,
     ):
         self.n_neighbors = n_neighbors
+        self.candidates = candidates
         self.search = search
         self.damping = damping
         self.scale = scale
@@ -179,8 +203,12 @@ class FastIF(BaseInfluenceMethod):
             )
             k = n
         self.n_neighbors_ = k
-        self.nn_ = NearestNeighbors(n_neighbors=k).fit(self._features(ctx, ctx.X))
-
+        self.nn_ = None
+        self._retrieval = None
+        if self.candidates == "features":
+            self.nn_ = NearestNeighbors(n_neighbors=k).fit(self._features(ctx, ctx.X))
+        else:
+            self._retrieval = self._last_layer_factors(ctx)
         problem = ctx.hessian_problem()
         solver = LissaSolver(
             "fastif",
@@ -194,6 +222,20 @@ class FastIF(BaseInfluenceMethod):
         scale, top = solver.scale_rule(problem, damping, ctx.generator)
         if isinstance(self.damping, str):
             damping = PAPER_RELATIVE_DAMPING * scale
+            # The paper's rule assumes a positive semi-definite Hessian; on an
+            # indefinite one, lift it as InfluenceFunction's "auto" does.
+            lo, hi = extreme_eigenvalues(problem, ctx.generator)
+            lifted = -lo + INDEFINITE_MARGIN * max(hi, 0.0)
+            if lo < 0 and lifted > damping:
+                warnings.warn(
+                    f"The Hessian is indefinite (smallest eigenvalue about "
+                    f"{lo:.3g}): damping='auto' lifted FastIF's damping from "
+                    f"{damping:.3g} to {lifted:.3g} so that H + damping*I is "
+                    "positive definite. Pass damping=<float> to choose it.",
+                    SkinfluenceWarning,
+                    stacklevel=4,
+                )
+                damping = lifted
             if isinstance(self.scale, str):
                 # Keep scale above the top eigenvalue once damping is added.
                 scale += 2 * damping
@@ -201,6 +243,29 @@ class FastIF(BaseInfluenceMethod):
             problem, damping, ctx, top_eigenvalue=top
         )
         self.damping_ = self.solver_.damping_
+
+    @staticmethod
+    def _last_layer_factors(ctx):
+        """``(slice, layout, A, D)``: the last Linear layer's block of the flat
+        layout and the factors of every training row's gradient there."""
+        layout = ctx.layout
+        if not layout.groups:
+            raise ValueError(
+                "FastIF(candidates='gradients') ranks training rows by a Linear "
+                "layer's factorised gradients, and none of the influence "
+                "parameters belongs to a Linear layer called once per row. Use "
+                "candidates='features', or include a Linear layer in parameters."
+            )
+        group = layout.groups[-1]
+        sl = layout.group_slices[-1]
+        names = [group.weight] + ([group.bias] if group.bias else [])
+        sub = ParamLayout(ctx.view, names, ctx.X[:2])
+        parts = []
+        for start in range(0, ctx.n_train, max(ctx.chunk, 4096)):
+            rows = slice(start, start + max(ctx.chunk, 4096))
+            G = row_gradients(ctx.view, sub, ctx.X[rows], ctx.T[rows])
+            parts.append(G)
+        return sl, sub, RowGrads.cat(parts)
 
     @staticmethod
     def _features(ctx, X):
@@ -225,18 +290,22 @@ class FastIF(BaseInfluenceMethod):
             # gradients both take the transformed rows.
             X = query.transform(ctx.view, None, query.X, query.T)
             query = dataclasses.replace(query, X=X, transform=None)
-        feats = self._features(ctx, query.X)
         Q = ctx.query_grads(query)
         m = Q.n
-        if query.aggregate or self.search == "mean":
-            nearest = self.nn_.kneighbors(
-                feats.mean(0, keepdims=True), return_distance=False
-            )
-            candidates = np.repeat(nearest, m, axis=0)
-        else:
-            candidates = self.nn_.kneighbors(feats, return_distance=False)
-        union = np.unique(candidates)
+        shared = query.aggregate or self.search == "mean"
+        if self.candidates == "features":
+            feats = self._features(ctx, query.X)
+            if shared:
+                nearest = self.nn_.kneighbors(
+                    feats.mean(0, keepdims=True), return_distance=False
+                )
+                candidates = np.repeat(nearest, m, axis=0)
+            else:
+                candidates = self.nn_.kneighbors(feats, return_distance=False)
         PQ = self.solver_.solve(Q.materialise())
+        if self.candidates == "gradients":
+            candidates = self._retrieve(PQ, shared)
+        union = np.unique(candidates)
         shards = [s for s in np.array_split(union, self.n_chains) if len(s)]
         parts = Parallel(n_jobs=ctx.n_jobs, prefer="threads")(
             delayed(self._score_shard)(ctx, PQ, shard) for shard in shards
@@ -253,6 +322,18 @@ class FastIF(BaseInfluenceMethod):
             out[mask] = float("nan")
         self.candidates_ = candidates
         return out
+
+    def _retrieve(self, PQ, shared):
+        """Top ``n_neighbors_`` training rows per query by ``|influence|`` on
+        the last Linear layer (one shared set when ``shared``)."""
+        sl, _, G = self._retrieval
+        approx = G.dot_flat(PQ[:, sl].to(G.factors[0][0].dtype)).abs().T  # (m, n)
+        k = self.n_neighbors_
+        if shared:
+            rel = approx / approx.amax(1, keepdim=True).clamp_min(1e-300)
+            top = torch.topk(rel.amax(0), k, sorted=True).indices
+            return np.repeat(top.cpu().numpy()[None], PQ.shape[0], axis=0)
+        return torch.topk(approx, k, dim=1, sorted=True).indices.cpu().numpy()
 
     @staticmethod
     def _score_shard(ctx, PQ, idx):

@@ -62,20 +62,88 @@ def test_candidates_are_nearest_neighbours_in_feature_space(mlp):
     k = 15
     feats = _penultimate(scorer, X)
     rows = [3, 40, 77]
-    each = FastIF(k, search="each", depth=3, batch_size="all").fit(ctx)
+    each = FastIF(
+        k, candidates="features", search="each", depth=3, batch_size="all"
+    ).fit(ctx)
     out = each.influence(ctx, _query(ctx, rows)).numpy()
     for i, r in enumerate(rows):
         assert set(each.candidates_[i].tolist()) == _knn(feats, feats[r], k)
         assert set(np.flatnonzero(np.isfinite(out[i])).tolist()) == _knn(
             feats, feats[r], k
         )
-    mean = FastIF(k, search="mean", depth=3, batch_size="all").fit(ctx)
+    mean = FastIF(
+        k, candidates="features", search="mean", depth=3, batch_size="all"
+    ).fit(ctx)
     out = mean.influence(ctx, _query(ctx, rows)).numpy()
     expected = _knn(feats, feats[rows].mean(0), k)
     assert mean.candidates_.shape == (3, k)
     for i in range(3):
         assert set(mean.candidates_[i].tolist()) == expected
         assert set(np.flatnonzero(np.isfinite(out[i])).tolist()) == expected
+
+
+def _last_layer_influence(scorer, X, y, PQ):
+    """Independent reference: ``(P g_q)_last . g_j,last`` from a plain loop of
+    ``torch.autograd.grad`` over the training rows (float64)."""
+    head = scorer.estimator_.module_.net[-1]
+    trunk = scorer.estimator_.module_.net[:-1]
+    Xt = torch.as_tensor(X, dtype=torch.float64)
+    W = head.weight.detach().double().requires_grad_(True)
+    b = head.bias.detach().double().requires_grad_(True)
+    rows = []
+    for i in range(len(X)):
+        with torch.no_grad():
+            h = trunk.double()(Xt[i : i + 1])
+        out = h @ W.T + b
+        loss = torch.nn.functional.cross_entropy(out, torch.tensor([int(y[i])]))
+        gW, gb = torch.autograd.grad(loss, (W, b))
+        rows.append(torch.cat([gW, gb[:, None]], 1).reshape(-1))
+    trunk.float()
+    return PQ @ torch.stack(rows).T
+
+
+def test_gradient_candidates_are_the_largest_last_layer_influences(mlp):
+    X, y, scorer = mlp
+    ctx = scorer._context()
+    k = 15
+    rows = [3, 40, 77]
+    each = FastIF(k, search="each", depth=3, batch_size="all").fit(ctx)
+    assert each.candidates == "gradients" and each.nn_ is None
+    query = _query(ctx, rows)
+    out = each.influence(ctx, query).numpy()
+    PQ = each.solver_.solve(ctx.query_grads(query).materialise())
+    # parameters="last": the flat layout is exactly the head's [W | b].
+    ref = _last_layer_influence(scorer, X, y, PQ.double()).abs().numpy()
+    for i in range(len(rows)):
+        expected = set(np.argsort(-ref[i], kind="stable")[:k].tolist())
+        assert set(each.candidates_[i].tolist()) == expected
+        assert set(np.flatnonzero(np.isfinite(out[i])).tolist()) == expected
+    mean = FastIF(k, search="mean", depth=3, batch_size="all").fit(ctx)
+    mean.influence(ctx, query)
+    rel = (ref / ref.max(1, keepdims=True)).max(0)
+    expected = set(np.argsort(-rel, kind="stable")[:k].tolist())
+    for i in range(len(rows)):
+        assert set(mean.candidates_[i].tolist()) == expected
+
+
+def test_gradient_candidates_hold_the_top_influential_rows():
+    # On a logistic model the last layer is every parameter: the candidates
+    # must contain the exact influence function's top rows by |influence|.
+    X, y = make_classification(n_samples=200, n_features=6, random_state=3)
+    damping = 0.05
+    fast = InfluenceScorer(
+        LogisticRegression(),
+        method=FastIF(20, search="each", damping=damping, depth=3000, batch_size="all"),
+        random_state=0,
+    ).fit(X, y)
+    exact = InfluenceScorer(
+        LogisticRegression(), method=InfluenceFunction(damping=damping)
+    ).fit(X, y)
+    fast.influence(X[:5], y[:5])
+    ref = exact.influence(X[:5], y[:5])
+    for i in range(5):
+        top = set(np.argsort(-np.abs(ref[i]))[:10].tolist())
+        assert top <= set(fast.method_.candidates_[i].tolist())
 
 
 def test_values_match_exact_influence_on_candidates(mlp):
@@ -99,7 +167,9 @@ def test_values_match_exact_influence_on_candidates(mlp):
 def test_self_influence_finite_and_matches_diagonal(mlp):
     X, _, scorer = mlp
     ctx = scorer._context()
-    fast = FastIF(10, search="each", depth=20, batch_size=1).fit(ctx)
+    fast = FastIF(10, candidates="features", search="each", depth=20, batch_size=1).fit(
+        ctx
+    )
     self_inf = fast.self_influence(ctx).numpy()
     assert self_inf.shape == (len(X),) and np.all(np.isfinite(self_inf))
     rows = np.arange(0, len(X), 7)
@@ -128,6 +198,7 @@ def test_n_neighbors_clipped_with_warning(mlp):
         ({"damping": -0.1}, "damping"),
         ({"n_chains": 0}, "n_chains"),
         ({"search": "median"}, "search"),
+        ({"candidates": "knn"}, "candidates.*among"),
     ],
 )
 def test_bad_parameters(mlp, params, name):

@@ -8,6 +8,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ...exceptions import SingularHessianError
 from ...utils._torch import rademacher
 from ._base import BaseSolver, resolve_damping
+from ._lanczos import _lanczos
 
 __all__ = ["ArnoldiSolver"]
 
@@ -120,7 +121,7 @@ class ArnoldiSolver(BaseSolver):
     def _fit(self, problem, damping, ctx):
         generator = getattr(ctx, "generator", None)
         start = problem.n_hvp
-        self.damping_ = resolve_damping(problem, damping, generator=generator)
+        full = problem
         p = problem.p
         rank = min(self.rank, p)
         n_rows = problem.X.shape[0]
@@ -130,6 +131,14 @@ class ArnoldiSolver(BaseSolver):
             self.hessian_indices_ = idx.numpy()
             problem = _RowSample(problem, idx.to(problem.device))
         evals, U = _lanczos(problem, min(p, rank + self.oversampling), generator)
+        # The Krylov space's extreme Ritz values decide whether "auto" damping
+        # must be lifted above an indefinite Hessian's smallest eigenvalue.
+        self.damping_ = resolve_damping(
+            full,
+            damping,
+            generator=generator,
+            spectrum=(float(evals.min()), float(evals.max())),
+        )
         order = torch.argsort(evals.abs(), descending=True)[:rank]
         evals, U = evals[order], U[:, order]
         k = U.shape[1]
@@ -202,43 +211,3 @@ class _RowSample:
 
     def signed_gradients(self, n_probes, generator=None):
         return self._problem.signed_gradients(n_probes, generator, idx=self._idx)
-
-
-def _lanczos(problem, m, generator):
-    """Ritz pairs of the mean Hessian from an ``m``-dimensional Krylov space,
-    in float64: ``(values (m,), vectors (p, m))``."""
-    p = problem.p
-    device = problem.device
-    q = torch.randn(p, generator=generator, dtype=torch.float64).to(device)
-    q = q / q.norm()
-    Q = torch.empty(m, p, dtype=torch.float64, device=device)
-    alphas, betas = [], []
-    beta_prev, q_prev = 0.0, torch.zeros_like(q)
-    scale = 0.0
-    for i in range(m):
-        Q[i] = q
-        w = problem.hvp(q.to(problem.dtype)).to(torch.float64)
-        alpha = float(w @ q)
-        w = w - alpha * q - beta_prev * q_prev
-        # Full re-orthogonalisation keeps the basis orthonormal; a second
-        # pass runs when the first removed much of w (the DGKS criterion).
-        before = float(w.norm())
-        w = w - Q[: i + 1].T @ (Q[: i + 1] @ w)
-        beta = float(w.norm())
-        if beta < 0.7071 * before:
-            w = w - Q[: i + 1].T @ (Q[: i + 1] @ w)
-            beta = float(w.norm())
-        alphas.append(alpha)
-        scale = max(scale, abs(alpha), beta)
-        if i == m - 1 or beta <= 1e-10 * max(scale, 1e-30):
-            Q = Q[: i + 1]
-            break
-        betas.append(beta)
-        q_prev, q, beta_prev = q, w / beta, beta
-    k = len(alphas)
-    T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
-    if k > 1:
-        off = torch.tensor(betas[: k - 1], dtype=torch.float64)
-        T = T + torch.diag(off, 1) + torch.diag(off, -1)
-    evals, S = torch.linalg.eigh(T)
-    return evals.to(device), Q.T @ S.to(device)

@@ -42,8 +42,10 @@ class ExactSolver(BaseSolver):
                 "parameters='last'."
             )
         H = problem.hessian().to(torch.float64)
-        self.damping_ = resolve_damping(problem, damping, H=H)
         evals = torch.linalg.eigvalsh(H)
+        self.damping_ = resolve_damping(
+            problem, damping, H=H, spectrum=(float(evals[0]), float(evals[-1]))
+        )
         self.eigenvalues_ = evals.cpu().numpy()
         # H was accumulated in the working dtype: eigenvalues below its
         # rounding level are indistinguishable from zero. "auto" damping is
