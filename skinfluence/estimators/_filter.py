@@ -117,24 +117,19 @@ class NoisyLabelFilter(
         reaches that class's mean probability over its own labelled rows,
         the most probable is not its given label. It estimates the number of
         wrong labels, so its flags are more precise than ``"auto"``'s where
-        classes overlap, and miss more. On the 4-class synthetic problem of
-        ``load_noisy`` with 10% of labels flipped (320 rows), ``"auto"``
-        flagged about 760 rows at precision 0.40 and recall 0.94,
-        ``"confident_joint"`` about 300 at precision 0.76 and recall 0.71.
+        classes overlap, and miss more.
     cv : int, cross-validation generator or None, default=5
         Folds of the cross-fitting (stratified, shuffled with
         ``random_state``); ``None`` judges rows in-sample.
     n_repeats : int, default=3
         Repetitions of the cross-fitting with fresh folds and seeds; the
-        signals are averaged. Three repeats cost three times one, and on
-        breast_cancer with 10% flips raised average precision from 0.941 to
-        0.962 (mean of 3 seeds); use 1 for speed.
+        signals are averaged. Three repeats cost three times one and rank
+        the rows more steadily; use 1 for speed.
     signals : list of {"proba", "influence", "neighbors", "input_neighbors", \
             "self_influence"}, default=("proba", "influence", "input_neighbors")
-        Signals combined into the noise score (see above). On digits with
-        10% flipped labels (3 seeds) the influence vote in place of the
-        penultimate-space ``"neighbors"`` vote raised average precision from
-        0.994 to 0.995; alone it reached 0.996 with ``temperature=0.05``.
+        Signals combined into the noise score (see above); by default the
+        influence vote takes the place of the penultimate-space
+        ``"neighbors"`` vote.
     n_neighbors : int, default=10
         Training rows of the ``"influence"`` support and neighbours of the
         ``"neighbors"`` and ``"input_neighbors"`` votes.

@@ -166,6 +166,9 @@ class InfluenceScorer(BaseEstimator):
         The fitted model.
     method_ : method object
         The fitted influence method.
+    objective_ : objective object
+        The objective of :meth:`influence`; after a query it keeps what it
+        measured (e.g. a fairness objective's ``gap_`` and ``pair_``).
     self_influence_ : ndarray of shape (n_train,)
         ``g_j^T P g_j`` of every training row; high values mark rows the
         model finds surprising (the classic mislabeled-row signal). Computed
@@ -330,6 +333,7 @@ class InfluenceScorer(BaseEstimator):
         else:
             y_enc = np.asarray(y, dtype=np.float64)
         method = get_method(self.method)
+        self.objective_ = get_objective(self.objective)
         seed = None if self.random_state is None else draw_seed(self.random_state)
         adapter.fit(
             X,
@@ -489,7 +493,7 @@ class InfluenceScorer(BaseEstimator):
             )
         path = None if out is None else check_output_path(out, overwrite)
         ctx, Xt, T = self._check_query(X, y)
-        objective = get_objective(self.objective)
+        objective = self.objective_
         query = objective.make_query(ctx.view, Xt, T, **objective_params)
         if aggregate or not objective.per_row:
             query.aggregate = True

@@ -142,8 +142,3 @@ class ModelView:
                 )
             selected.extend(h for h in hits if h not in selected)
         return [n for n in names if n in selected]
-
-    def to(self, device=None, dtype=None):
-        self.module = self.module.to(device=device, dtype=dtype)
-        self.params = {k: v.detach() for k, v in self.module.named_parameters()}
-        return self

@@ -16,7 +16,8 @@ class BaseObjective(BaseEstimator):
 
     ``per_row`` objectives give one query vector per row (shape
     ``(n_query, n_train)``); set-level ones (fairness gaps) one vector for
-    the whole query set (shape ``(n_train,)``).
+    the whole query set (shape ``(n_train,)``), and ``make_query`` keeps the
+    value it measured at the fitted parameters as ``value_``.
     """
 
     per_row = True

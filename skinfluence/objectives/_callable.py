@@ -35,6 +35,12 @@ class CallableObjective(BaseObjective):
     per_row : bool, default=False
         Whether ``func`` returns one value per query row.
 
+    Attributes
+    ----------
+    value_ : float
+        ``func``'s value on the last query set at the fitted parameters
+        (set-level objectives; set by ``make_query``).
+
     See Also
     --------
     LossObjective : the query's training loss.
@@ -97,4 +103,6 @@ class CallableObjective(BaseObjective):
 
         if self.per_row:
             return Query(X, T, measure=measure)
+        with torch.no_grad():
+            self.value_ = float(measure(view.forward(X), T).sum())
         return Query(X, T, measure=measure, aggregate=True, chunk=max(1, X.shape[0]))

@@ -114,6 +114,7 @@ class _GroupGap(BaseObjective):
         self.groups_ = groups
         self.pair_ = (groups[a], groups[b])
         self.gap_ = float(means[b] - means[a])
+        self.value_ = self.gap_
         return Query(
             X,
             T,
@@ -155,6 +156,8 @@ class DemographicParity(_GroupGap):
         ``(a, b)``, the two groups the gap compares.
     gap_ : float
         ``value(b) - value(a)`` at the fitted parameters.
+    value_ : float
+        The same as ``gap_``: the measured value of the objective.
 
     See Also
     --------

@@ -122,3 +122,39 @@ def test_user_data_is_not_modified(data):
     np.testing.assert_array_equal(Xq, X[40:])
     np.testing.assert_array_equal(sq, s[40:])
     assert torch.is_tensor(torch.as_tensor(Xq))
+
+
+def test_objective_registry_names_objects_and_callables():
+    from skinfluence.objectives import (
+        OBJECTIVES,
+        CallableObjective,
+        LossObjective,
+        get_objective,
+        register_objective,
+    )
+
+    assert "CallableObjective" not in OBJECTIVES
+    with pytest.raises(ValueError, match="is not known"):
+        get_objective("CallableObjective")
+
+    def f(output, y):
+        return output.sum()
+
+    wrapped = get_objective(f)
+    assert isinstance(wrapped, CallableObjective) and wrapped.func is f
+    trimmed = LossObjective(trim=0.1)
+    assert get_objective(trimmed) is not trimmed
+    assert get_objective(trimmed).trim == 0.1
+
+    class HalfLoss(LossObjective):
+        pass
+
+    register_objective("half_loss", HalfLoss)
+    try:
+        assert isinstance(get_objective("half_loss"), HalfLoss)
+    finally:
+        del OBJECTIVES["half_loss"]
+    with pytest.raises(TypeError, match="BaseObjective subclass"):
+        register_objective("bad", dict)
+    with pytest.raises(TypeError, match="objective must be one of"):
+        get_objective(3)
