@@ -222,6 +222,15 @@ def _selected(args):
     return [n for n in names if any(n.startswith(t) for t in args.tools)]
 
 
+def _fastest(results, anchors, key, stopped=None):
+    """The fastest anchor's ``key``; ``stopped`` stands in for the anchors
+    that did not finish, when given."""
+    done = [results[a][key] for a in anchors if results[a].get(key)]
+    if stopped is not None and len(done) < len(anchors):
+        done.append(stopped)
+    return min(done) if done else None
+
+
 def rows(args):
     """Measurements: one dict per (n_train, contender)."""
     out = []
@@ -232,17 +241,12 @@ def rows(args):
         results = {name: _run(name, n, args) for name in names}
         anchors = [a for a in ANCHORS if a in results]
 
-        def fastest(key, stopped=None):
-            done = [results[a][key] for a in anchors if results[a].get(key)]
-            if stopped is not None and len(done) < len(anchors):
-                done.append(stopped)
-            return min(done) if done else None
-
         # A stopped anchor took at least the timeout of wall-clock time (a
         # bound); its CPU time is unknown, so the CPU ratio is over the
         # anchors that finished.
         bound = any(results[a].get("time") is None for a in anchors)
-        fast, fast_cpu = fastest("time", args.timeout), fastest("cpu")
+        fast = _fastest(results, anchors, "time", args.timeout)
+        fast_cpu = _fastest(results, anchors, "cpu")
         for name in ["reference"] + names:
             r = ref if name == "reference" else results[name]
             t, c = r.get("time"), r.get("cpu")
