@@ -18,20 +18,29 @@ helpful); pyDVL's ``InfluenceMode.Up`` scores are used as they are.
 Contenders:
 
 * skinfluence ``InfluenceFunction`` with ``CGSolver()``,
-  ``ArnoldiSolver(rank=--rank)`` (a Krylov space of ``rank + 10``
-  vectors, the default), ``-krylov2k`` (a Krylov space of ``2 * rank``
-  vectors), ``-sample`` (the same, with the eigenpairs taken from the
-  Hessian of 1,000 random training rows, ``hessian_rows=1000``) and
-  ``EKFACSolver()``;
+  ``ArnoldiSolver(rank=--rank)`` (the defaults: a Krylov space of
+  ``rank + 10`` vectors on the Hessian of every training row, and the
+  per-layer gradient tail, ``tail="layer"``), ``-sample`` (the same with
+  the eigenpairs and the tail taken from the Hessian of ``--hessian-rows``
+  (4,096) random training rows; the same as the default below that many
+  rows), ``-gradient`` (one tail value for all layers, ``tail="gradient"``,
+  the default before ``"layer"``), ``-krylov2k`` (a Krylov space of
+  ``2 * rank`` vectors) and ``EKFACSolver()``;
 * pyDVL 0.10 ``CgInfluence``, ``ArnoldiInfluence(rank=--rank)`` and
   ``EkfacInfluence`` (run with ``--pydvl-python``, a separate environment
-  with numpy<2, since pyDVL 0.10 needs it);
+  with numpy<2, since pyDVL 0.10 needs it, which also holds Captum);
 * Captum ``ArnoldiInfluenceFunction`` (``projection_dim=--rank``,
   ``hessian_reg`` = damping).
 
-A contender that runs past ``--timeout`` seconds is reported as such.
+A contender that runs past ``--timeout`` seconds is reported as such; where
+the fastest anchor is among them, the ratio is a lower bound (``>=``).
+Besides wall-clock time, every row has the CPU time of its process (all
+threads): on a shared machine it shows how much of the time was work, and
+its ratios are steadier than those of wall-clock time. ``--tools`` runs a
+subset of the contenders.
 
-Run ``python benchmarks/speed_if.py --n-train 2000 8000``. ``table(args,
+Run ``python benchmarks/speed_if.py --n-train 2000 8000 --pydvl-python
+/path/to/env/bin/python``. ``table(args,
 measure)`` and ``add_arguments(parser)`` let ``benchmarks/speed.py`` append
 this table; ``rows(args)`` returns the measurements.
 """
@@ -53,8 +62,9 @@ SCRIPT = os.path.abspath(__file__)
 OURS = [
     "skinfluence-cg",
     "skinfluence-arnoldi",
-    "skinfluence-arnoldi-krylov2k",
     "skinfluence-arnoldi-sample",
+    "skinfluence-arnoldi-gradient",
+    "skinfluence-arnoldi-krylov2k",
     "skinfluence-ekfac",
 ]
 ANCHORS = ["pydvl-cg", "pydvl-arnoldi", "pydvl-ekfac", "captum-arnoldi"]
@@ -104,11 +114,14 @@ def contender(name, args, module, X, y, Xq, yq):
         solver = {
             "skinfluence-cg": CGSolver(),
             "skinfluence-arnoldi": ArnoldiSolver(rank=args.rank),
+            "skinfluence-arnoldi-sample": ArnoldiSolver(
+                rank=args.rank, hessian_rows=args.hessian_rows
+            ),
+            "skinfluence-arnoldi-gradient": ArnoldiSolver(
+                rank=args.rank, tail="gradient"
+            ),
             "skinfluence-arnoldi-krylov2k": ArnoldiSolver(
                 rank=args.rank, oversampling=args.rank
-            ),
-            "skinfluence-arnoldi-sample": ArnoldiSolver(
-                rank=args.rank, oversampling=args.rank, hessian_rows=1000
             ),
             "skinfluence-ekfac": EKFACSolver(),
         }[name]
@@ -193,7 +206,10 @@ def _run(name, n_train, args):
         str(n_train),
         "--workdir",
         args.workdir,
-        *passthrough(args, ["n_query", "ref_queries", "damping", "rank", "threads"]),
+        *passthrough(
+            args,
+            ["n_query", "ref_queries", "damping", "rank", "hessian_rows", "threads"],
+        ),
     ]
     try:
         return launch_worker(cmd, timeout=args.timeout)
@@ -219,7 +235,12 @@ def _selected(args):
             f"--tools {unknown} match no contender; choose among {names} "
             "(a prefix such as 'pydvl' selects several)."
         )
-    return [n for n in names if any(n.startswith(t) for t in args.tools)]
+    # A full name selects that contender alone; anything else is a prefix.
+    return [
+        n
+        for n in names
+        if any(n == t or (t not in names and n.startswith(t)) for t in args.tools)
+    ]
 
 
 def _fastest(results, anchors, key, stopped=None):
@@ -307,6 +328,12 @@ def add_arguments(parser):
     parser.add_argument("--damping", type=float, default=0.5)
     parser.add_argument("--ref-queries", type=int, default=50)
     parser.add_argument("--rank", type=int, default=50)
+    parser.add_argument(
+        "--hessian-rows",
+        type=int,
+        default=4096,
+        help="rows of the Hessian sample of skinfluence-arnoldi-sample",
+    )
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument(
         "--tools",
