@@ -14,7 +14,7 @@ from ..exceptions import SkinfluenceWarning
 from ..gradients import ParamLayout, RowGrads, row_gradients
 from ._base import BaseInfluenceMethod
 from .ihvp import LissaSolver
-from .ihvp._base import INDEFINITE_MARGIN, extreme_eigenvalues
+from .ihvp._base import extreme_eigenvalues, indefinite_damping
 
 __all__ = ["FastIF"]
 
@@ -70,8 +70,8 @@ class FastIF(BaseInfluenceMethod):
         damping, ``5e-3 * scale`` (with the scale chosen before damping is
         added), or, when a Lanczos estimate finds the Hessian indefinite and
         that is not enough, the indefinite-Hessian rule of
-        :class:`InfluenceFunction` (``|smallest eigenvalue| + 1e-2 * largest``,
-        with a warning).
+        :class:`InfluenceFunction` (``3 * |smallest eigenvalue|``, with a
+        warning).
     scale : float > 0 or "auto", default="auto"
         LiSSA scale; must exceed the top eigenvalue of ``H + damping I``.
         ``"auto"`` follows :class:`LissaSolver` (twice an estimated bound on
@@ -225,7 +225,7 @@ class FastIF(BaseInfluenceMethod):
             # The paper's rule assumes a positive semi-definite Hessian; on an
             # indefinite one, lift it as InfluenceFunction's "auto" does.
             lo, hi = extreme_eigenvalues(problem, ctx.generator)
-            lifted = -lo + INDEFINITE_MARGIN * max(hi, 0.0)
+            lifted = indefinite_damping(lo)
             if lo < 0 and lifted > damping:
                 warnings.warn(
                     f"The Hessian is indefinite (smallest eigenvalue about "

@@ -14,7 +14,7 @@ from skinfluence.methods._influence_function import AUTO_N_ESTIMATORS
 from skinfluence.models._adapters import SklearnAdapter
 from skinfluence.methods.ihvp._base import (
     AUTO_DAMPING_FRACTION,
-    INDEFINITE_MARGIN,
+    INDEFINITE_FACTOR,
     resolve_damping,
 )
 
@@ -69,7 +69,11 @@ def test_indefinite_hessian_lifts_auto_damping_to_positive_definite(formed):
     smallest = float(torch.linalg.eigvalsh(H + d * torch.eye(len(evals)))[0])
     assert smallest > 0
     if formed:
-        assert d == pytest.approx(0.02 + INDEFINITE_MARGIN * 1.0)
+        assert d == pytest.approx(INDEFINITE_FACTOR * 0.02)
+    else:
+        # The Lanczos estimate of the smallest eigenvalue is inside the
+        # spectrum: the lift still clears the true one.
+        assert d > 0.02
 
 
 @pytest.fixture(scope="module")
