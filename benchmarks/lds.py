@@ -392,7 +392,10 @@ def all_scores(name, prob, full, args):
     """{label: (scores or None, seconds, note)}, cached per tool."""
     cache_dir = os.path.join(args.cache, name, f"t{args.n_test}")
     os.makedirs(cache_dir, exist_ok=True)
-    jobs = [(label, "skinfluence", make) for label, make in skinfluence_rows(name, len(prob["y"]))]
+    jobs = [
+        (label, "skinfluence", make)
+        for label, make in skinfluence_rows(name, len(prob["y"]))
+    ]
     jobs += [(ANCHORS[a], a, None) for a in args.anchors]
     results = {}
     for label, tool, make in jobs:

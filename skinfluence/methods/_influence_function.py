@@ -46,8 +46,9 @@ class InfluenceFunction(BaseInfluenceMethod):
         is lifted to ``3 * |smallest eigenvalue|`` (exact eigenvalues with
         ``solver="exact"``, a Lanczos estimate otherwise) with a warning, so
         the damped system is always positive definite (the rule and how it
-        was chosen: ``skinfluence.methods.ihvp.resolve_damping``). ``0`` is allowed; a singular or indefinite Hessian then
-        raises an error that says how much damping it needs.
+        was chosen: ``skinfluence.methods.ihvp.resolve_damping``). ``0`` is
+        allowed; a singular or indefinite Hessian then raises an error that
+        says how much damping it needs.
     n_estimators : int >= 1 or "auto", default="auto"
         Number of models whose influences are averaged, as TRAK ensembles
         models: the fitted model and ``n_estimators - 1`` independent refits

@@ -11,12 +11,12 @@ from sklearn.neural_network import MLPClassifier
 from skinfluence import InfluenceFunction, InfluenceScorer
 from skinfluence.exceptions import SkinfluenceWarning
 from skinfluence.methods._influence_function import AUTO_N_ESTIMATORS
-from skinfluence.models._adapters import SklearnAdapter
 from skinfluence.methods.ihvp._base import (
     AUTO_DAMPING_FRACTION,
     INDEFINITE_FACTOR,
     resolve_damping,
 )
+from skinfluence.models._adapters import SklearnAdapter
 
 
 class ExplicitHessian:
