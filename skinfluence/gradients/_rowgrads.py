@@ -124,8 +124,8 @@ class RowGrads:
         ref = self._any()
         if out is None:
             out = torch.empty(self.n, other.n, dtype=ref.dtype, device=ref.device)
-        w = [1.0] * len(self.layout.segments) if weights is None else list(weights)
-        w = [float(v) for v in w]
+        n_parts = len(self.factors) + (self.dense is not None)
+        w = [1.0] * n_parts if weights is None else [float(v) for v in weights]
         started = False
         s1 = s2 = None
         for (A1, D1), (A2, D2), wl in zip(self.factors, other.factors, w):
