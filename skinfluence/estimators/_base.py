@@ -175,11 +175,12 @@ class FinalEstimatorMixin:
         """Fail before any fitting on a method name unknown at call time."""
         get_method(self.method)
 
-    def _fit_scorer(self, X, y, rng, **scorer_params):
+    def _fit_scorer(self, X, y, rng, estimator=None, **scorer_params):
         """:func:`fit_scorer` on ``(X, y)`` with a seed drawn from ``rng`` and
-        this estimator's ``method`` and engine settings."""
+        this estimator's ``method`` and engine settings; ``estimator``, when
+        given, takes the place of ``self.estimator``."""
         return fit_scorer(
-            self.estimator,
+            self.estimator if estimator is None else estimator,
             X,
             y,
             draw_seed(rng),
