@@ -19,8 +19,8 @@ Detectors:
 - ``cleanlab``: ``find_label_issues`` on 5-fold out-of-fold
   LogisticRegression probabilities (ranked by self-confidence).
 - ``captum_tracincp``: Captum ``TracInCP`` self-influence of the detector's
-  MLP (same architecture and training as the filter's default), over
-  checkpoints saved after epochs 5, 10, 15, 20.
+  MLP and optimiser (Adam, weight decay 1e-2) trained on all rows for 20
+  epochs, over checkpoints saved after epochs 5, 10, 15, 20.
 - ``captum_fast``: Captum ``TracInCPFast`` self-influence (last layer) over
   the same checkpoints.
 - ``loss``: the per-row training loss of that MLP.
