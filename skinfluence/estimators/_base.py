@@ -175,12 +175,11 @@ class FinalEstimatorMixin:
         """Fail before any fitting on a method name unknown at call time."""
         get_method(self.method)
 
-    def _fit_scorer(self, X, y, rng, estimator=None, **scorer_params):
+    def _fit_scorer(self, X, y, rng, **scorer_params):
         """:func:`fit_scorer` on ``(X, y)`` with a seed drawn from ``rng`` and
-        this estimator's ``method`` and engine settings; ``estimator``, when
-        given, takes the place of ``self.estimator``."""
+        this estimator's ``method`` and engine settings."""
         return fit_scorer(
-            self.estimator if estimator is None else estimator,
+            self.estimator,
             X,
             y,
             draw_seed(rng),
