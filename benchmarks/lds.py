@@ -35,8 +35,9 @@ Rows: every skinfluence method at its defaults through
 ``InfluenceScorer(FrozenEstimator(model), method=...)`` (and tuned rows
 where they differ), Captum ``TracInCP`` on the final model, pyDVL 0.10
 ``DirectInfluence``, ``ArnoldiInfluence`` and ``EkfacInfluence`` (damping
-``1/(C n)`` on the logistic models, the exact L2 penalty, and 0.01 on the
-MLP), and pyinfluence's closed-form ``InfluenceFunctions`` where it supports
+0.01 on the MLP; ``1/(C n)`` on the logistic models, which is the L2
+penalty on the weights but also regularises the intercepts, which
+scikit-learn's objective leaves unpenalised), and pyinfluence's closed-form ``InfluenceFunctions`` where it supports
 the model (binary logistic regression). pyinfluence needs no torch and
 wants numpy 2, while pyDVL 0.10 needs numpy<2: pyinfluence runs in its own
 environment named by ``--pyinfluence-python`` (see benchmarks/README.md).
@@ -210,7 +211,7 @@ def lds(scores, masks, losses):
 # --------------------------------------------------------------------------
 # attributions
 # --------------------------------------------------------------------------
-def skinfluence_rows(name):
+def skinfluence_rows(name, n_train):
     """(label, method factory) pairs: defaults, then tuned rows."""
     from skinfluence import InfluenceFunction, IPEnsemble
 
@@ -223,7 +224,15 @@ def skinfluence_rows(name):
         ("skinfluence fastif", lambda: "fastif"),
     ]
     if not mlp:
-        rows.append(("skinfluence newton_loo", lambda: "newton_loo"))
+        rows += [
+            ("skinfluence newton_loo", lambda: "newton_loo"),
+            # Damping beyond the model's own penalty: the half-size retrains
+            # are more regularised per row than the full fit.
+            (
+                "skinfluence influence_function (damping 1/(C n))",
+                lambda: InfluenceFunction(damping=1.0 / (_logistic().C * n_train)),
+            ),
+        ]
     if mlp:
         rows += [
             (
@@ -235,8 +244,8 @@ def skinfluence_rows(name):
                 lambda: IPEnsemble(kind="refits"),
             ),
             (
-                "skinfluence influence_function (n_estimators=5)",
-                lambda: InfluenceFunction(n_estimators=5, random_state=0),
+                "skinfluence influence_function (n_estimators=1)",
+                lambda: InfluenceFunction(n_estimators=1),
             ),
         ]
     return rows
@@ -383,7 +392,10 @@ def all_scores(name, prob, full, args):
     """{label: (scores or None, seconds, note)}, cached per tool."""
     cache_dir = os.path.join(args.cache, name, f"t{args.n_test}")
     os.makedirs(cache_dir, exist_ok=True)
-    jobs = [(label, "skinfluence", make) for label, make in skinfluence_rows(name)]
+    jobs = [
+        (label, "skinfluence", make)
+        for label, make in skinfluence_rows(name, len(prob["y"]))
+    ]
     jobs += [(ANCHORS[a], a, None) for a in args.anchors]
     results = {}
     for label, tool, make in jobs:

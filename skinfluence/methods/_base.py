@@ -6,7 +6,9 @@ is a small :class:`~sklearn.base.BaseEstimator` holding its settings; its
 model only through an :class:`InfluenceContext`.
 """
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import torch
 from sklearn.base import BaseEstimator
@@ -26,7 +28,12 @@ from ..utils._torch import CHUNK_SHARE, CPUStateMixin, MemoryBudget
 from ._projected import ProjectedContext, make_projection
 from .ihvp import BaseSolver
 
-__all__ = ["BaseInfluenceMethod", "InfluenceContext", "train_cache_bytes"]
+__all__ = [
+    "BaseInfluenceMethod",
+    "ChunkPlan",
+    "InfluenceContext",
+    "train_cache_bytes",
+]
 
 # Cached training rows handed to one product at least: fewer, larger blocks.
 CACHE_SLICE_ROWS = 4096
@@ -39,6 +46,37 @@ def train_cache_bytes(ctx):
         * ctx.layout.factor_width
         * ctx.view.params[ctx.layout.names[0]].element_size()
     )
+
+
+@dataclass
+class ChunkPlan:
+    """A method's scores as independent tasks over chunks of training rows.
+
+    ``kernel(state, sl, *args)`` returns the (m, sl.stop - sl.start) block
+    of scores of the training rows ``sl``, where ``(sl, *args)`` is one item
+    of ``chunks`` (small, per-chunk arguments such as copies of the rows it
+    needs) and ``state`` carries ``view`` (the model view; under threads a
+    copy of this thread's own) and ``payload`` (what every chunk shares:
+    query vectors, factors; shipped once per worker). The kernel is a pure
+    function of its arguments, so chunks may run in any order and on any
+    worker (:mod:`skinfluence.scoring` runs them through joblib).
+    """
+
+    m: int
+    kernel: Callable
+    payload: object
+    chunks: Iterable
+
+    def dense(self, ctx):
+        """The whole (m, n_train) matrix, chunk after chunk in this thread."""
+        state = SimpleNamespace(view=ctx.view, payload=self.payload)
+        out = None
+        for sl, *args in self.chunks:
+            block = self.kernel(state, sl, *args)
+            if out is None:
+                out = block.new_empty(self.m, ctx.n_train)
+            out[:, sl] = block
+        return out
 
 
 @dataclass
@@ -161,7 +199,10 @@ class BaseInfluenceMethod(CPUStateMixin, BaseEstimator):
 
     Subclasses set ``_scale(ctx)``, ``_param_sets(ctx)`` and
     ``_precondition(ctx, Q, c)``, and may override ``_self_block``, or the
-    whole ``_influence``/``_self_influence``. :meth:`fit` validates the
+    whole ``_influence``/``_self_influence``; a method whose scores are not
+    such a sum describes them as chunk tasks instead
+    (``_chunk_plan(ctx, query)`` returning a :class:`ChunkPlan`), which the
+    score phase streams and the dense ``_influence`` runs in order. :meth:`fit` validates the
     parameters (``_parameter_constraints``) first.
 
     Pickling keeps every tensor on the CPU and every fitted solver without

@@ -8,13 +8,12 @@ import numpy as np
 import torch
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.parallel import Parallel, delayed
 
 from ..exceptions import SkinfluenceWarning
 from ..gradients import ParamLayout, RowGrads, row_gradients
-from ._base import BaseInfluenceMethod
+from ._base import BaseInfluenceMethod, ChunkPlan
 from .ihvp import LissaSolver
-from .ihvp._base import INDEFINITE_MARGIN, extreme_eigenvalues
+from .ihvp._base import extreme_eigenvalues, indefinite_damping
 
 __all__ = ["FastIF"]
 
@@ -31,7 +30,8 @@ class FastIF(BaseInfluenceMethod):
     inverse-Hessian-vector product is a LiSSA recursion with the paper's
     tuned settings (HVP batch of one row, depth 1000); (3) independent LiSSA
     chains on disjoint random parts of the training rows run in parallel and
-    are averaged, and the candidates are scored in shards, also in parallel.
+    are averaged, and the candidates are scored in independent chunks of
+    training rows, also in parallel.
 
     Scores are on the leave-one-out scale of :class:`InfluenceFunction`,
     ``(1/n) g_q^T (H + damping I)^{-1} g_j`` with positive = helpful (the
@@ -70,8 +70,8 @@ class FastIF(BaseInfluenceMethod):
         damping, ``5e-3 * scale`` (with the scale chosen before damping is
         added), or, when a Lanczos estimate finds the Hessian indefinite and
         that is not enough, the indefinite-Hessian rule of
-        :class:`InfluenceFunction` (``|smallest eigenvalue| + 1e-2 * largest``,
-        with a warning).
+        :class:`InfluenceFunction` (``3 * |smallest eigenvalue|``, with a
+        warning).
     scale : float > 0 or "auto", default="auto"
         LiSSA scale; must exceed the top eigenvalue of ``H + damping I``.
         ``"auto"`` follows :class:`LissaSolver` (twice an estimated bound on
@@ -85,10 +85,11 @@ class FastIF(BaseInfluenceMethod):
         Recursions averaged per chain.
     n_chains : int >= 1, default=1
         Parallel LiSSA chains on disjoint random parts of the training rows,
-        averaged; the candidates are scored in as many shards. Work runs
-        through :class:`sklearn.utils.parallel.Parallel` with the
-        estimator's ``n_jobs`` (chains in worker processes, shards in
-        threads).
+        averaged; the chains run in worker processes with the estimator's
+        ``n_jobs``. The candidates are scored chunk by chunk of training
+        rows, as independent tasks of :mod:`skinfluence.scoring` (threads
+        with ``n_jobs``, or any joblib backend), each computing the
+        gradients of the candidate rows in its chunk only.
 
     Attributes
     ----------
@@ -225,7 +226,7 @@ class FastIF(BaseInfluenceMethod):
             # The paper's rule assumes a positive semi-definite Hessian; on an
             # indefinite one, lift it as InfluenceFunction's "auto" does.
             lo, hi = extreme_eigenvalues(problem, ctx.generator)
-            lifted = -lo + INDEFINITE_MARGIN * max(hi, 0.0)
+            lifted = indefinite_damping(lo)
             if lo < 0 and lifted > damping:
                 warnings.warn(
                     f"The Hessian is indefinite (smallest eigenvalue about "
@@ -285,6 +286,11 @@ class FastIF(BaseInfluenceMethod):
 
     def _influence(self, ctx, query):
         """(m, n_train) influence on the candidate rows, ``NaN`` elsewhere."""
+        return self._chunk_plan(ctx, query).dense(ctx)
+
+    def _chunk_plan(self, ctx, query):
+        """The candidates' scores as chunk tasks over the training rows: a
+        chunk computes the gradients of the candidate rows it holds only."""
         if query.transform is not None:
             # Transform once (e.g. an attack): the features and the query
             # gradients both take the transformed rows.
@@ -305,23 +311,13 @@ class FastIF(BaseInfluenceMethod):
         PQ = self.solver_.solve(Q.materialise())
         if self.candidates == "gradients":
             candidates = self._retrieve(PQ, shared)
-        union = np.unique(candidates)
-        shards = [s for s in np.array_split(union, self.n_chains) if len(s)]
-        parts = Parallel(n_jobs=ctx.n_jobs, prefer="threads")(
-            delayed(self._score_shard)(ctx, PQ, shard) for shard in shards
-        )
-        n = ctx.n_train
-        dtype, device = ctx.view.dtype, ctx.view.device
-        out = torch.full((m, n), float("nan"), dtype=dtype, device=device)
-        cols = torch.as_tensor(union, device=device)
-        out[:, cols] = torch.cat(parts, dim=1) * self._scale(ctx)
-        if self.search == "each" and not query.aggregate:
-            mask = torch.ones(m, n, dtype=torch.bool, device=device)
-            rows = torch.arange(m, device=device).unsqueeze(1)
-            mask[rows, torch.as_tensor(candidates, device=device)] = False
-            out[mask] = float("nan")
         self.candidates_ = candidates
-        return out
+        return ChunkPlan(
+            m=m,
+            kernel=_candidate_block,
+            payload=(ctx.layout, PQ, self._scale(ctx)),
+            chunks=_candidate_chunks(ctx, candidates),
+        )
 
     def _retrieve(self, PQ, shared):
         """Top ``n_neighbors_`` training rows per query by ``|influence|`` on
@@ -335,13 +331,44 @@ class FastIF(BaseInfluenceMethod):
             return np.repeat(top.cpu().numpy()[None], PQ.shape[0], axis=0)
         return torch.topk(approx, k, dim=1, sorted=True).indices.cpu().numpy()
 
-    @staticmethod
-    def _score_shard(ctx, PQ, idx):
-        """``PQ . g_j`` for the training rows ``idx``: (m, len(idx))."""
-        idx = torch.as_tensor(idx, device=ctx.X.device)
-        blocks = []
-        for s in range(0, len(idx), ctx.chunk):
-            rows = idx[s : s + ctx.chunk]
-            G = row_gradients(ctx.view, ctx.layout, ctx.X[rows], ctx.T[rows])
-            blocks.append(G.dot_flat(PQ).T)
-        return torch.cat(blocks, dim=1)
+
+def _candidate_chunks(ctx, candidates):
+    """``(sl, rows, pos, local, X, T)`` for every chunk ``sl`` of training
+    rows: the pairs (query row ``rows[i]``, candidate ``local[pos[i]]``,
+    relative to ``sl.start``) that fall in the chunk, and copies of those
+    candidate rows (so a process backend ships them and not the data)."""
+    m, k = candidates.shape
+    cols = candidates.ravel()
+    order = np.argsort(cols, kind="stable")
+    cols = cols[order]
+    qrows = np.repeat(np.arange(m), k)[order]
+    n, step = ctx.n_train, ctx.chunk
+    for start in range(0, n, step):
+        sl = slice(start, min(n, start + step))
+        lo, hi = np.searchsorted(cols, [sl.start, sl.stop])
+        local, pos = np.unique(cols[lo:hi], return_inverse=True)
+        idx = torch.as_tensor(local, device=ctx.X.device)
+        yield (
+            sl,
+            torch.as_tensor(qrows[lo:hi]),
+            torch.as_tensor(pos.reshape(-1)),
+            torch.as_tensor(local - start),
+            ctx.X[idx],
+            ctx.T[idx],
+        )
+
+
+def _candidate_block(state, sl, rows, pos, local, X, T):
+    """(m, rows of ``sl``) scores: ``(1/n) PQ . g_j`` at each query row's
+    candidates in the chunk, ``NaN`` elsewhere."""
+    layout, PQ, scale = state.payload
+    device = PQ.device
+    block = torch.full(
+        (PQ.shape[0], sl.stop - sl.start), float("nan"), dtype=PQ.dtype, device=device
+    )
+    if len(local):
+        G = row_gradients(state.view, layout, X, T)
+        vals = G.dot_flat(PQ).T * scale
+        rows, pos = rows.to(device), pos.to(device)
+        block[rows, local.to(device)[pos]] = vals[rows, pos]
+    return block

@@ -8,7 +8,7 @@ from torch.func import grad, jvp, vmap
 
 from ..exceptions import UnsupportedEstimatorError
 from ..gradients import Query
-from ._base import BaseInfluenceMethod
+from ._base import BaseInfluenceMethod, ChunkPlan
 from .ihvp import ExactSolver
 
 __all__ = ["NewtonLOO"]
@@ -70,8 +70,13 @@ class NewtonLOO(BaseInfluenceMethod):
         Newton steps taken.
     leverage_ : ndarray of shape (n_train,)
         ``trace(S_j C_j)``; ``h_jj`` for single-output models.
-    steps_ : ndarray of shape (n_train, p)
-        ``theta_(-j) - theta`` in the parameter layout.
+    steps_ : ndarray of shape (n_train, p) or None
+        ``theta_(-j) - theta`` in the parameter layout; ``None`` when the
+        ``n_train * p`` float64 numbers exceed the scorer's
+        ``memory_budget``, in which case each chunk of rows' steps is
+        recomputed from its own factors wherever scores need it (the same
+        numbers, at the cost of a ``(rows, p) @ (p, p)`` product per chunk,
+        and with ``n_steps_=2`` the second step again).
 
     See Also
     --------
@@ -136,44 +141,77 @@ class NewtonLOO(BaseInfluenceMethod):
         k_out = z.shape[1]
         r, s = _output_derivatives(view.loss, z, ctx.T)
         h4 = h_inv.reshape(k_out, group.cols, k_out, group.cols)
-        cmat = torch.einsum("jc,kcld,jd->jkl", a, h4, a)
+        # The contraction passes through (rows, k, k, cols) float64 temporaries.
+        step = ctx.budget.rows_for(2 * 8 * k_out * k_out * group.cols)
+        cmat = torch.cat(
+            [
+                torch.einsum("jc,kcld,jd->jkl", a[sl], h4, a[sl])
+                for sl in _slices(n, step)
+            ]
+        )
         sc = s @ cmat
         self.leverage_ = torch.diagonal(sc, dim1=1, dim2=2).sum(1).cpu().numpy()
         ident = torch.eye(k_out, dtype=f64, device=view.device)
         m = torch.linalg.inv(ident - sc)
-        r_tilde = (m @ r.unsqueeze(2)).squeeze(2)
-        g_tilde = (r_tilde.unsqueeze(2) * a.unsqueeze(1)).reshape(a.shape[0], -1)
-        steps = g_tilde @ h_inv
-        theta = problem.theta.to(f64)
+        self._r_tilde = (m @ r.unsqueeze(2)).squeeze(2)
+        self._a, self._z, self._s, self._cmat = a, z, s, cmat
+        self._h_inv = h_inv
         n_steps = self.n_steps
         if n_steps == "auto":
             n_steps = 2 if n * n * p <= _AUTO_SECOND_STEP else 1
         self.n_steps_ = n_steps
-        for _ in range(n_steps - 1):
-            steps = steps - self._newton_correction(
-                ctx, problem, theta, steps, a, z, h_inv, cmat, s, ident, k_out
+        # Every row's step is a function of that row's factors alone, so
+        # when the (n_train, p) steps exceed the memory budget they are not
+        # kept but recomputed chunk by chunk wherever scores need them.
+        self._steps = None
+        self.steps_ = None
+        if ctx.budget.can_cache(8 * n * p):
+            self._steps = torch.cat(
+                [self._row_steps(ctx, sl) for sl in _slices(n, self._step_rows(ctx))]
             )
-        self._steps = steps
-        self._a, self._z = a, z
-        self._h_inv = h_inv
-        self.steps_ = steps.cpu().numpy()
+            self.steps_ = self._steps.cpu().numpy()
 
-    def _newton_correction(
-        self, ctx, problem, theta, steps, a, z, h_inv, cmat, s, ident, k
-    ):
-        """``H_(-j)^{-1} grad J_(-j)(theta + step_j)`` for every row, with the
-        Hessian held at the fitted parameters (Woodbury, as above)."""
+    def _step_rows(self, ctx):
+        """Training rows whose steps are computed together: each takes its
+        (p,) step, gradient and correction in float64 (the correction's own
+        temporaries are chunked inside it)."""
+        return ctx.budget.rows_for(3 * 8 * ctx.layout.p)
+
+    def _row_steps(self, ctx, sl):
+        """``theta_(-j) - theta`` (float64, in the parameter layout) of the
+        training rows ``sl``."""
+        a, r_tilde = self._a[sl], self._r_tilde[sl]
+        g_tilde = (r_tilde.unsqueeze(2) * a.unsqueeze(1)).reshape(a.shape[0], -1)
+        steps = g_tilde @ self._h_inv
+        for _ in range(self.n_steps_ - 1):
+            steps = steps - self._newton_correction(ctx, sl, steps)
+        return steps
+
+    def _steps_of(self, ctx, sl):
+        """The steps of the rows ``sl``: from the cache, or computed now."""
+        if self._steps is not None:
+            return self._steps[sl]
+        return self._row_steps(ctx, sl)
+
+    def _newton_correction(self, ctx, rows, steps):
+        """``H_(-j)^{-1} grad J_(-j)(theta + step_j)`` for the training rows
+        ``rows`` (whose current steps are ``steps``), with the Hessian held
+        at the fitted parameters (Woodbury, as above)."""
+        problem = ctx.hessian_problem()
         view, t = problem.view, ctx.T
-        n = a.shape[0]
-        cols = a.shape[1]
+        theta = problem.theta.to(torch.float64)
+        a, z, s, cmat, h_inv = self._a, self._z, self._s, self._cmat, self._h_inv
+        n, cols = a.shape
+        k = z.shape[1]
+        ident = torch.eye(k, dtype=a.dtype, device=a.device)
         out = torch.empty_like(steps)
         # Per leave-one-out row: the outputs, loss gradients and their
         # products over all training rows, about four (n, k) float64 blocks.
         chunk = ctx.budget.rows_for(4 * 8 * n * k)
         pen = problem._penalty_term
-        for start in range(0, n, chunk):
-            sl = slice(start, min(n, start + chunk))
-            dw = steps[sl].reshape(-1, k, cols)
+        for loc in _slices(steps.shape[0], chunk):
+            sl = slice(rows.start + loc.start, rows.start + loc.stop)
+            dw = steps[loc].reshape(-1, k, cols)
             zz = z.unsqueeze(0) + torch.einsum("ic,jkc->jik", a, dw)
             rr = _loss_grad(
                 view.loss,
@@ -186,7 +224,7 @@ class NewtonLOO(BaseInfluenceMethod):
                 sl
             ].unsqueeze(1)
             gvec = gw.reshape(dw.shape[0], -1)
-            th = (theta.unsqueeze(0) + steps[sl]).to(problem.dtype)
+            th = (theta.unsqueeze(0) + steps[loc]).to(problem.dtype)
             gvec = gvec + vmap(grad(pen))(th).to(gvec.dtype)
             u = gvec @ h_inv
             ju = torch.einsum("jkc,jc->jk", u.reshape(-1, k, cols), a[sl])
@@ -196,63 +234,104 @@ class NewtonLOO(BaseInfluenceMethod):
             back = (corr.squeeze(2).unsqueeze(2) * a[sl].unsqueeze(1)).reshape(
                 len(ju), -1
             )
-            out[sl] = u + back @ h_inv
+            out[loc] = u + back @ h_inv
         return out
 
     def _scale(self, ctx):
         return 1.0
 
-    def _influence(self, ctx, query):
+    def _chunk_plan(self, ctx, query):
+        """The scores as chunk tasks over the training rows: each chunk
+        carries its rows' steps (cached, or computed as it is handed out)."""
         dtype = ctx.view.dtype
+        n = self._a.shape[0]
         if self.query == "linear" or query.transform is not None:
             Q = ctx.query_grads(query)
-            return Q.dot_flat(self._steps.to(dtype))
-        group = ctx.layout.groups[0]
-        aq, zq = _inputs_outputs(ctx.view, group, query.X)
-        aq, zq = aq.to(torch.float64), zq.to(torch.float64)
-        k = zq.shape[1]
-        n = self._steps.shape[0]
-        dw = self._steps.reshape(n, k, group.cols)
-        measure = query.measure if query.measure is not None else ctx.view.loss
-        m = aq.shape[0]
-        weights = query.weights
-        # Differences of nearby losses: evaluate in float64.
-        base = measure(zq, query.T)
-        if weights is not None:
-            base = base * weights
-        out = torch.empty(m, n, dtype=torch.float64, device=ctx.view.device)
-        # Per training row, the (m, k) float64 outputs of the query rows and
-        # the measure's temporaries on them: about sixteen such blocks.
-        chunk = ctx.budget.rows_for(16 * 8 * m * k)
-        for start in range(0, n, chunk):
-            sl = slice(start, min(n, start + chunk))
-            zz = zq.unsqueeze(1) + torch.einsum("qc,jkc->qjk", aq, dw[sl])
-            nj = zz.shape[1]
-            tt = query.T.repeat_interleave(nj, dim=0)
-            vals = measure(zz.reshape(m * nj, k), tt).reshape(m, nj)
-            if weights is not None:
-                vals = vals * weights.reshape(-1, 1).to(vals.dtype)
-            out[:, sl] = vals - base.reshape(-1, 1)
-        if query.aggregate:
-            out = out.sum(0, keepdim=True)
-        return out.to(dtype)
+            m = Q.n
+            payload = ("linear", Q, dtype)
+            # Per training row: its (p,) step and (m,) scores.
+            rows = ctx.budget.rows_for(8 * ctx.layout.p + 8 * m)
+        else:
+            group = ctx.layout.groups[0]
+            aq, zq = _inputs_outputs(ctx.view, group, query.X)
+            aq, zq = aq.to(torch.float64), zq.to(torch.float64)
+            measure = query.measure if query.measure is not None else ctx.view.loss
+            # Differences of nearby losses: evaluate in float64.
+            base = measure(zq, query.T)
+            if query.weights is not None:
+                base = base * query.weights
+            m = 1 if query.aggregate else aq.shape[0]
+            payload = (
+                "exact",
+                (aq, zq, base, measure, query.weights, query.T),
+                group.cols,
+                bool(query.aggregate),
+                dtype,
+            )
+            # Per training row, the (n_query, k) float64 outputs of the query
+            # rows and the measure's temporaries on them: about sixteen such
+            # blocks.
+            rows = ctx.budget.rows_for(16 * 8 * aq.shape[0] * zq.shape[1])
+        if self._steps is None:
+            rows = min(rows, self._step_rows(ctx))
+
+        def chunks():
+            for sl in _slices(n, rows):
+                yield sl, self._steps_of(ctx, sl).clone()
+
+        return ChunkPlan(m=m, kernel=_loo_block, payload=payload, chunks=chunks())
+
+    def _influence(self, ctx, query):
+        return self._chunk_plan(ctx, query).dense(ctx)
 
     def _self_influence(self, ctx, X, T):
-        dtype = ctx.view.dtype
+        dtype, f64 = ctx.view.dtype, torch.float64
         if X is not None:
             Q = ctx.query_grads(Query(X, T))
-            M = Q.materialise().to(torch.float64)
-            return ((M @ self._h_inv) * M).sum(1).to(dtype)
+            M = Q.materialise().to(f64)
+            return ((M * (M @ self._h_inv)).sum(1)).to(dtype)
+        vals = []
         if self.query == "linear":
-            G = ctx.train_grads()
-            M = G.materialise().to(torch.float64)
-            return (M * self._steps).sum(1).to(dtype)
+            for sl, G in ctx.train_chunks():
+                M = G.materialise().to(f64)
+                vals.append((M * self._steps_of(ctx, sl)).sum(1))
+            return torch.cat(vals).to(dtype)
         k = self._z.shape[1]
         n, cols = self._a.shape
-        dw = self._steps.reshape(n, k, cols)
-        z_new = self._z + torch.einsum("jc,jkc->jk", self._a, dw)
         loss = ctx.view.loss
-        return (loss(z_new, ctx.T) - loss(self._z, ctx.T)).to(dtype)
+        for sl in _slices(n, min(ctx.chunk, self._step_rows(ctx))):
+            dw = self._steps_of(ctx, sl).reshape(-1, k, cols)
+            z_old = self._z[sl]
+            z_new = z_old + torch.einsum("jc,jkc->jk", self._a[sl], dw)
+            vals.append(loss(z_new, ctx.T[sl]) - loss(z_old, ctx.T[sl]))
+        return torch.cat(vals).to(dtype)
+
+
+def _slices(n, step):
+    """Consecutive slices of ``step`` rows (the last shorter) over ``n`` rows."""
+    return [slice(i, min(n, i + step)) for i in range(0, n, step)]
+
+
+def _loo_block(state, sl, steps):
+    """Scores of the training rows ``sl`` (whose steps are ``steps``): the
+    query measurement's change under each row's leave-one-out step."""
+    kind, *rest = state.payload
+    if kind == "linear":
+        Q, dtype = rest
+        return Q.dot_flat(steps.to(dtype))
+    (aq, zq, base, measure, weights, T), cols, aggregate, dtype = rest
+    m, k = zq.shape
+    dw = steps.reshape(-1, k, cols)
+    zz = zq.unsqueeze(1) + torch.einsum("qc,jkc->qjk", aq, dw)
+    nj = zz.shape[1]
+    vals = measure(zz.reshape(m * nj, k), T.repeat_interleave(nj, dim=0))
+    vals = vals.reshape(m, nj)
+    if weights is not None:
+        vals = vals * weights.reshape(-1, 1).to(vals.dtype)
+    out = vals - base.reshape(-1, 1)
+    if aggregate:
+        out = out.sum(0, keepdim=True)
+    return out.to(dtype)
 
 
 def _check_glm(view, layout, X):

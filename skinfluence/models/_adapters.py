@@ -148,6 +148,10 @@ class ModelAdapter:
 
     #: Whether models of this kind can record training checkpoints.
     records_checkpoints = False
+    #: Whether the model's training objective is convex in its parameters, so
+    #: that refits with other seeds reach the same model (linear models), or
+    #: not (neural nets, whose refits land in different optima).
+    convex = False
 
     def __init__(self, estimator, task):
         self.estimator = estimator
@@ -372,6 +376,8 @@ class SklearnLinearAdapter(SklearnAdapter):
     """``LogisticRegression`` (L2), ``SGDClassifier(loss="log_loss")``,
     ``LinearRegression`` and ``Ridge``: an exact single Linear layer."""
 
+    convex = True
+
     def __init__(self, estimator, task):
         super().__init__(estimator, task)
         # Unsupported settings fail before any fitting is done.
@@ -446,6 +452,7 @@ class FrozenAdapter(ModelAdapter):
             raise _unsupported(estimator)
         self.inner = adapter_for(inner, task)
         self.records_checkpoints = self.inner.records_checkpoints
+        self.convex = self.inner.convex
 
     def _known_classes(self, found):
         own = getattr(unwrap(self.estimator), "classes_", None)

@@ -1,11 +1,16 @@
 """Independent chunk tasks through joblib (threads, Dask or Ray)."""
 
 import contextlib
+import itertools
 
-from joblib import Parallel, delayed, parallel_config
+from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 from joblib.parallel import get_active_backend
 
 __all__ = ["map_chunks"]
+
+# Tasks per worker handed out at once to a backend that cannot stream its
+# results back (Ray's): bounds how many finished chunks wait in memory.
+WAVE_PER_WORKER = 4
 
 
 def _is_dask(backend):
@@ -39,7 +44,9 @@ def map_chunks(task, shared, chunks, n_jobs=None):
     ``with joblib.parallel_config(backend="dask"):`` runs them on a
     ``dask.distributed`` cluster and ``backend="ray"`` on Ray; results come
     back in order either way, and each task is a pure function of its
-    arguments, so they are the same as the sequential ones.
+    arguments, so they are the same as the sequential ones. A backend that
+    cannot stream results back (Ray's) gets the tasks in waves of a few per
+    worker, so finished chunks never pile up.
     """
     backend, active_jobs = get_active_backend()
     jobs = n_jobs if n_jobs is not None else active_jobs
@@ -47,6 +54,14 @@ def map_chunks(task, shared, chunks, n_jobs=None):
     if sequential:
         for args in chunks:
             yield task(shared, *args)
+        return
+    if not getattr(backend, "supports_return_generator", False):
+        # Results come back as a list per call: hand the tasks out in waves.
+        wave = WAVE_PER_WORKER * max(1, effective_n_jobs(n_jobs))
+        chunks = iter(chunks)
+        with Parallel(n_jobs=n_jobs, prefer="threads") as parallel:
+            while batch := list(itertools.islice(chunks, wave)):
+                yield from parallel(delayed(task)(shared, *args) for args in batch)
         return
     with _shipped_once(shared):
         results = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(

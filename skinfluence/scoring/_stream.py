@@ -1,5 +1,6 @@
 """Streaming a method's scores over training chunks into a reducer."""
 
+import collections
 import copy
 import threading
 
@@ -18,12 +19,13 @@ def _overrides(method, name):
 
 
 def _streams(method):
-    """Whether the method's scores are the base class's sum over settings
-    (or it supplies its own chunk hooks ``_stream_queries`` and
-    ``_chunk_scores``), so they can be produced chunk by chunk; others
-    (FastIF's candidate sets, NewtonLOO's corrections) give their matrix
-    whole, one block of query rows at a time."""
-    if hasattr(method, "_stream_queries"):
+    """Whether the method's scores can be produced chunk by chunk: the base
+    class's sum over settings, a method with its own chunk hooks
+    (``_stream_queries`` and ``_chunk_scores``), or one that describes its
+    scores as chunk tasks (``_chunk_plan``, e.g. FastIF's candidate sets and
+    NewtonLOO's leave-one-out steps); others give their matrix whole, one
+    block of query rows at a time."""
+    if hasattr(method, "_stream_queries") or hasattr(method, "_chunk_plan"):
         return True
     return not any(
         _overrides(method, name)
@@ -39,22 +41,12 @@ def _prepared(method, ctx):
     return method._working_context(ctx)
 
 
-class _Scores:
-    """What every chunk task needs, shipped once per worker: the model view,
-    the layout, each setting's parameters, preconditioned query vectors and
-    weight, the overall scale, the projection and the reducer."""
+class _PerThread:
+    """Shared state of chunk tasks that hands every thread a model view of
+    its own (see :meth:`_thread_view`); pickled without the thread store."""
 
-    def __init__(self, ctx, method, queries, reducer, self_influence=False):
-        base = getattr(ctx, "base", ctx)
-        self.view = base.view
-        self.layout = base.layout
-        self.projection = getattr(ctx, "projection", None)
-        self.params = [p for p, _ in method.param_sets_]
-        self.weights = [w for _, w in method.param_sets_]
-        self.queries = queries
-        self.scale = method._scale(ctx)
-        self.reducer = reducer
-        self.self_influence = self_influence
+    def __init__(self, view):
+        self.view = view
         self._local = threading.local()
 
     def __getstate__(self):
@@ -76,6 +68,24 @@ class _Scores:
             view.module = copy.deepcopy(self.view.module)
             self._local.view = view
         return view
+
+
+class _Scores(_PerThread):
+    """What every chunk task needs, shipped once per worker: the model view,
+    the layout, each setting's parameters, preconditioned query vectors and
+    weight, the overall scale, the projection and the reducer."""
+
+    def __init__(self, ctx, method, queries, reducer, self_influence=False):
+        base = getattr(ctx, "base", ctx)
+        super().__init__(base.view)
+        self.layout = base.layout
+        self.projection = getattr(ctx, "projection", None)
+        self.params = [p for p, _ in method.param_sets_]
+        self.weights = [w for _, w in method.param_sets_]
+        self.queries = queries
+        self.scale = method._scale(ctx)
+        self.reducer = reducer
+        self.self_influence = self_influence
 
     def grads(self, c, X, T):
         G = row_gradients(self._thread_view(), self.layout, X, T, params=self.params[c])
@@ -105,6 +115,39 @@ def _score_chunk(shared, sl, X, T):
         else:
             parts = [q.dot(shared.grads(c, X, T)) for c, q in enumerate(shared.queries)]
         block = _combine(parts, shared.weights, shared.scale)
+        return shared.reducer.partial(sl, block)
+
+
+class _Planned(_PerThread):
+    """A method's :class:`~skinfluence.methods.ChunkPlan` as shared task
+    state: its kernel and payload, and the reducer."""
+
+    def __init__(self, view, plan, reducer):
+        super().__init__(view)
+        self.kernel = plan.kernel
+        self.payload = plan.payload
+        self.reducer = reducer
+
+
+class _KernelState:
+    """What a plan's kernel sees in one task: the payload, and this
+    thread's view (copied on first use, so kernels that never touch the
+    model copy nothing)."""
+
+    def __init__(self, shared):
+        self._shared = shared
+        self.payload = shared.payload
+
+    @property
+    def view(self):
+        return self._shared._thread_view()
+
+
+def _planned_chunk(shared, sl, *args):
+    """One chunk of a method's plan, reduced by the reducer's ``partial``."""
+    with torch.no_grad():
+        state = _KernelState(shared)
+        block = shared.kernel(state, sl, *args)
         return shared.reducer.partial(sl, block)
 
 
@@ -149,6 +192,19 @@ def stream_influence(method, ctx, query, reducer=None):
         reducer.add(slice(0, S.shape[1]), S)
         return reducer.result()
     wctx = _prepared(method, ctx)
+    if hasattr(method, "_chunk_plan"):
+        plan = method._chunk_plan(wctx, query)
+        view = getattr(wctx, "base", wctx).view
+        reducer.start(plan.m, wctx.n_train, device=view.device, dtype=view.dtype)
+        shared = _Planned(view, plan, reducer)
+        return _run(
+            shared,
+            wctx,
+            reducer,
+            "scoring training rows",
+            task=_planned_chunk,
+            chunks=plan.chunks,
+        )
     if hasattr(method, "_stream_queries"):
         queries = method._stream_queries(wctx, query)
     else:
@@ -191,7 +247,10 @@ def stream_self_influence(method, ctx, reducer=None):
 
     For inner-product methods whose gradients are not cached, chunks are
     independent joblib tasks (:func:`map_chunks`); otherwise the method's
-    own chunked computation runs (its cache, or one solve per chunk).
+    own chunked computation runs (its cache, one solve per chunk, or, for
+    NewtonLOO, each chunk's leave-one-out steps), in this process: the
+    Hessian-vector products of iterative solvers keep global autograd state
+    that threads would share.
     """
     reducer = Diagonal() if reducer is None else reducer
     n = ctx.n_train
@@ -204,6 +263,7 @@ def stream_self_influence(method, ctx, reducer=None):
         or not method._identity_self()
         or cached
         or _overrides(method, "self_influence")
+        or _overrides(method, "_self_influence")
     ):
         values = method.self_influence(ctx)
         reducer.start(n, device=values.device, dtype=values.dtype)
@@ -215,13 +275,26 @@ def stream_self_influence(method, ctx, reducer=None):
     return _run(shared, wctx, reducer, "self-influence")
 
 
-def _run(shared, ctx, reducer, desc):
-    """Chunk tasks over the training rows, merged in order into ``reducer``."""
-    n, rows = ctx.n_train, ctx.chunk
-    parts = map_chunks(_score_chunk, shared, _fresh_chunks(ctx, rows), ctx.n_jobs)
-    with ctx.progress(n, desc) as bar:
-        for start, part in zip(range(0, n, rows), parts):
-            sl = slice(start, min(n, start + rows))
+def _run(shared, ctx, reducer, desc, task=_score_chunk, chunks=None):
+    """Chunk tasks over the training rows, merged in order into ``reducer``.
+
+    ``chunks`` yields the arguments of each task, a slice of training rows
+    first (by default, copies of the rows of every chunk of
+    ``ctx.chunk``)."""
+    chunks = _fresh_chunks(ctx, ctx.chunk) if chunks is None else chunks
+    # The slices in the order the tasks were handed out, which is the order
+    # their results come back in.
+    slices = collections.deque()
+
+    def handed_out():
+        for args in chunks:
+            slices.append(args[0])
+            yield args
+
+    parts = map_chunks(task, shared, handed_out(), ctx.n_jobs)
+    with ctx.progress(ctx.n_train, desc) as bar:
+        for part in parts:
+            sl = slices.popleft()
             reducer.merge(sl, part)
             bar.update(sl.stop - sl.start)
     return reducer.result()

@@ -47,7 +47,9 @@ def _state(net):
 
 
 @pytest.mark.parametrize(
-    "method", ["tracin", InfluenceFunction(damping=0.5)], ids=["tracin", "if"]
+    "method",
+    ["tracin", InfluenceFunction(damping=0.5, n_estimators=1)],
+    ids=["tracin", "if"],
 )
 @pytest.mark.parametrize("pool", ["train", "pool"])
 def test_selected_rows_are_the_top_of_the_scorers_aggregated_influence(

@@ -151,7 +151,7 @@ def test_values_match_exact_influence_on_candidates(mlp):
     ctx = scorer._context()
     damping = 1.0
     fast = FastIF(20, damping=damping, depth=120, batch_size="all").fit(ctx)
-    exact = InfluenceFunction(damping=damping).fit(ctx)
+    exact = InfluenceFunction(damping=damping, n_estimators=1).fit(ctx)
     # Independent check that the deterministic recursion has converged.
     evals = exact.solver_.eigenvalues_
     rate = 1 - (evals[0] + damping) / fast.solver_.scale_
@@ -207,14 +207,19 @@ def test_bad_parameters(mlp, params, name):
         FastIF(**params).fit(scorer._context())
 
 
-def test_sharded_scores_match_single_shard(mlp):
+def test_scores_do_not_depend_on_the_chunk_size(mlp):
+    import dataclasses
+
     _, _, scorer = mlp
     ctx = scorer._context()
-    fast = FastIF(30, depth=5, batch_size=4, n_chains=1).fit(ctx)
-    q = _query(ctx, [1, 2])
-    single = fast.influence(ctx, q).numpy()
-    fast.n_chains = 3  # same fitted solver, candidates scored in 3 shards
-    np.testing.assert_allclose(fast.influence(ctx, q).numpy(), single, rtol=1e-12)
+    fast = FastIF(30, depth=5, batch_size=4, search="each").fit(ctx)
+    q = _query(ctx, [1, 2, 7])
+    whole = fast.influence(ctx, q).numpy()
+    small = dataclasses.replace(ctx, batch_size=7)  # chunks of 7 training rows
+    assert small.chunk == 7 < ctx.chunk
+    got = fast.influence(small, q).numpy()
+    np.testing.assert_allclose(got, whole, rtol=1e-12, equal_nan=True)
+    assert np.isfinite(got).sum() == 3 * 30
 
 
 def test_scorer_end_to_end():

@@ -37,7 +37,8 @@ def mlp_data():
 def _scores(est, X, y, solver, damping=0.2, dtype="float64", n_query=8):
     s = InfluenceScorer(
         est,
-        method=InfluenceFunction(solver=solver, damping=damping),
+        # One model: the solvers are compared on the fitted model's Hessian.
+        method=InfluenceFunction(solver=solver, damping=damping, n_estimators=1),
         dtype=dtype,
         random_state=0,
     ).fit(X, y)
