@@ -45,7 +45,24 @@ class ArnoldiSolver(BaseSolver):
 
     from the same probes and products: layers differ in curvature (the last
     layer's is typically the largest), and one ``c`` for all of them blurs
-    that. ``tail="mean"`` estimates the plain mean eigenvalue there
+    that. It was made the default on the mean Pearson correlation of the
+    scores (``rank=50``) with an exact solve over 30 queries (for the
+    first MLP, with a float64 CG solve over 20 queries), where it was never
+    more than 0.0003 below ``"gradient"``:
+
+    ===========================================  =======  ==========  =======
+    problem                                      damping  "gradient"  "layer"
+    ===========================================  =======  ==========  =======
+    MLP 64-256-256-10, 2,000 rows (speed_if.py)  0.5      0.9844      0.9916
+    the same, 8,000 rows                         0.5      0.9843      0.9929
+    digits, ``MLPClassifier((64,))``             0.01     0.9868      0.9869
+    digits, ``MLPClassifier((32, 32))``          0.01     0.9687      0.9686
+    4-class synthetic, ``MLPClassifier((50,))``  0.1      0.9246      0.9259
+    ===========================================  =======  ==========  =======
+
+    (at damping 0.1 both give 0.9997-0.9999 on the digits MLPs, and a
+    single-layer model such as logistic regression has one segment, where
+    the two are the same). ``tail="mean"`` estimates the plain mean eigenvalue there
     (Rademacher probes projected off ``U``), a number sets ``c``, and
     ``tail="drop"`` drops the rest of the space (the original Arnoldi
     influence, which ignores gradient components outside the basis).
@@ -77,10 +94,16 @@ class ArnoldiSolver(BaseSolver):
         training rows' coordinates and the influence scores still use every
         row.
     block_size : int >= 1, default=1
-        Krylov vectors added per pass over the data (block Lanczos): their
-        Hessian-vector products share one forward and backward pass, so a
-        pass of ``block_size`` products costs far less than ``block_size``
-        passes. ``1`` is the plain Lanczos recurrence.
+        Krylov vectors added per pass over the data (block Lanczos, with a
+        Rayleigh-Ritz step on the whole basis): their Hessian-vector
+        products share one forward and backward pass. ``1`` is the plain
+        Lanczos recurrence, the default: on the MLP of
+        ``benchmarks/speed_if.py`` (one CPU thread) a batched pass of 8
+        products cost 34 ms per product against 40 ms for single ones, and a
+        block Krylov space of the same size agreed slightly less with a
+        converged solve (Pearson 0.9899 against 0.9916), so blocks pay off
+        only where one product leaves the hardware idle (small batches of
+        rows, many cores or a GPU).
 
     Attributes
     ----------
