@@ -388,6 +388,12 @@ def _pyinfluence_scores(name, prob, args, cache_dir):
     return np.load(path_out), ""
 
 
+def _key(label):
+    """A row's label as a file name."""
+    out = label.replace(" ", "_").replace("(", "").replace(")", "")
+    return out.replace("/", "-")
+
+
 def all_scores(name, prob, full, args):
     """{label: (scores or None, seconds, note)}, cached per tool."""
     cache_dir = os.path.join(args.cache, name, f"t{args.n_test}")
@@ -399,8 +405,7 @@ def all_scores(name, prob, full, args):
     jobs += [(ANCHORS[a], a, None) for a in args.anchors]
     results = {}
     for label, tool, make in jobs:
-        key = label.replace(" ", "_").replace("(", "").replace(")", "")
-        path = os.path.join(cache_dir, f"scores-{key}.npz")
+        path = os.path.join(cache_dir, f"scores-{_key(label)}.npz")
         if os.path.exists(path) and not args.refresh:
             data = np.load(path, allow_pickle=True)
             scores = data["scores"] if data["ok"] else None
@@ -535,7 +540,7 @@ def run_problem(name, args):
         for label, (scores, _, _) in results.items():
             if scores is None or label not in args_brittle_rows(label):
                 continue
-            key = label.replace(" ", "_").replace("(", "").replace(")", "")
+            key = _key(label)
             path = os.path.join(
                 args.cache,
                 name,
