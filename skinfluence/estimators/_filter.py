@@ -22,10 +22,12 @@ from ._noise_signals import (
     SIGNALS,
     VOTES,
     confident_joint_count,
+    fit_sharpness,
     influence_vote,
     neighbor_vote,
     percentile_rank,
     predicted_proba,
+    sharpen,
 )
 from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer
 
@@ -74,8 +76,16 @@ class NoisyLabelFilter(
     - ``"self_influence"``: the held-out row's self-influence ``g^T P g``
       under ``method`` over ``parameters``.
 
-    The probability signals are averaged over folds' models, repeats and
-    signals into ``P``; the noise score is the margin by which the most
+    Each probability signal is averaged over the folds' models and repeats.
+    The votes are then sharpened to the data (``sharpen_votes``): a vote
+    ``V`` becomes ``V**a`` renormalised (after mixing in a 1e-3 uniform
+    floor), with the power ``a`` in {1/4, 1/2, ..., 16} whose vote has the
+    lowest Brier score against the given labels -- for the influence vote
+    this fits its temperature (``temperature / a``), for the neighbour votes
+    how much a split neighbourhood counts. A vote sharper or softer than the
+    data supports would otherwise outweigh or vanish beside the model's own
+    ``"proba"``, which is used as it is. The signals are averaged into
+    ``P``; the noise score is the margin by which the most
     probable *other* class beats the given label,
     ``(1 + max_{c != y} P[row, c] - P[row, y]) / 2`` in [0, 1], so a score
     above 1/2 is exactly a row that ``contamination="auto"`` flags. The
@@ -89,10 +99,25 @@ class NoisyLabelFilter(
     precision of the margin against ``1 - P[row, y]`` was 0.783 against
     0.696 on pair flips, 0.894 against 0.831 on confusion-matrix flips,
     0.713 against 0.708 on instance-dependent flips and 0.920 against 0.939
-    on symmetric flips. When ``"self_influence"`` is used, the score is the
-    mean of the signals' percentile ranks. With ``cv=None`` every row is judged in-sample by one
-    model fitted on all rows (the classic self-influence detector; the
-    influence vote then leaves each row's influence on itself out).
+    on symmetric flips. The sharpening of the votes was chosen the same
+    way: on 17 problems off the benchmarks (iris, ``make_classification``
+    with 2, 3, 6 and 10 classes, ``make_blobs``, ``make_gaussian_quantiles``;
+    150 to 2000 rows; the four noise kinds at 10-25%; seeds 0 and 1) the
+    mean average precision went from 0.829 to 0.841 (0.783 to 0.810 on pair
+    flips, 0.912 to 0.917 on confusion-matrix flips, 0.713 to 0.731 on
+    instance-dependent flips, 0.918 to 0.916 on symmetric flips; changes
+    -0.009 to +0.114 per problem, the gains largest where the detector MLP
+    fits the classes worst). On 12 subsamples of 150 to 450 rows it went
+    from 0.810 to 0.806 (-0.027 to +0.014): with so few rows the fitted power is
+    less sure. On the cells of the package's noisy-label benchmark the
+    change per cell was -0.002 to +0.045. Training the default detector for
+    40 epochs instead of 20 was measured with it and rejected: better off
+    the benchmarks (0.819 to 0.839 on the 17 problems at seed 0) but worse by
+    0.005 to 0.013 on wine and breast_cancer. When ``"self_influence"`` is
+    used, the score is the mean of the signals' percentile ranks. With
+    ``cv=None`` every row is judged in-sample by one model fitted on all
+    rows (the classic self-influence detector; the influence vote then
+    leaves each row's influence on itself out).
 
     Parameters
     ----------
@@ -136,6 +161,9 @@ class NoisyLabelFilter(
     temperature : float > 0, default=0.1
         Softmax temperature of the ``"influence"`` vote (supports are
         cosines, in [-1, 1]); smaller is a harder vote.
+    sharpen_votes : bool, default=True
+        Fit each vote's sharpness to the given labels before averaging (see
+        above); ``False`` averages the votes as they are.
     final_estimator : estimator or None, default=None
         Fitted on the kept rows by :meth:`fit`; any estimator (it need not be
         differentiable). ``predict``, ``predict_proba``, ``score`` delegate.
@@ -167,6 +195,9 @@ class NoisyLabelFilter(
         The cross-fitted class probabilities ``P``.
     labels_ : ndarray
         Class labels, in the column order of ``predicted_proba_``.
+    vote_sharpness_ : dict
+        The power each vote was sharpened by, by signal name (empty when
+        ``sharpen_votes=False`` or only ``"proba"`` is used).
     final_estimator_ : estimator
         ``final_estimator`` fitted on the kept rows (by :meth:`fit`).
     n_features_in_ : int
@@ -211,6 +242,7 @@ class NoisyLabelFilter(
         "signals": [list, tuple],
         "n_neighbors": [Interval(numbers.Integral, 1, None, closed="left")],
         "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
+        "sharpen_votes": ["boolean"],
         "final_estimator": [None, HasMethods(["fit"])],
         **ENGINE_PARAMETER_CONSTRAINTS,
     }
@@ -226,6 +258,7 @@ class NoisyLabelFilter(
         signals=("proba", "influence", "input_neighbors"),
         n_neighbors=10,
         temperature=0.1,
+        sharpen_votes=True,
         final_estimator=None,
         parameters="last",
         device="auto",
@@ -243,6 +276,7 @@ class NoisyLabelFilter(
         self.signals = signals
         self.n_neighbors = n_neighbors
         self.temperature = temperature
+        self.sharpen_votes = sharpen_votes
         self.final_estimator = final_estimator
         self.parameters = parameters
         self.device = device
@@ -361,12 +395,12 @@ class NoisyLabelFilter(
     def _cross_fit(self, X, y_idx, signals):
         rng = check_random_state(self.random_state)
         n, k = len(y_idx), int(y_idx.max()) + 1
-        P = np.zeros((n, k))
-        counts = np.zeros(n)
-        extra = np.zeros(n) if "self_influence" in signals else None
         # The probabilities also make the "auto" cut, so they are computed
         # whenever no other probability signal is asked for.
-        use_proba = "proba" in signals or not (VOTES & set(signals))
+        votes = [s for s in signals if s in VOTES] or ["proba"]
+        sums = {s: np.zeros((n, k)) for s in votes}
+        counts = np.zeros(n)
+        extra = np.zeros(n) if "self_influence" in signals else None
         for _ in range(self.n_repeats):
             splits = self._splits(X, y_idx, rng)
             in_sample = splits is None
@@ -375,20 +409,20 @@ class NoisyLabelFilter(
             for train, test in splits:
                 scorer = self._fit_scorer(X[train], y_idx[train], rng)
                 cols = np.asarray(scorer.classes_, dtype=int)
-                if use_proba:
-                    P[np.ix_(test, cols)] += predicted_proba(scorer, X[test])
-                    counts[test] += 1
-                if "influence" in signals:
-                    P[np.ix_(test, cols)] += influence_vote(
+                at = np.ix_(test, cols)
+                counts[test] += 1
+                if "proba" in sums:
+                    sums["proba"][at] += predicted_proba(scorer, X[test])
+                if "influence" in sums:
+                    sums["influence"][at] += influence_vote(
                         scorer,
                         X[test],
                         self.n_neighbors,
                         self.temperature,
                         exclude=test if in_sample else None,
                     )
-                    counts[test] += 1
-                if "neighbors" in signals:
-                    P[np.ix_(test, cols)] += neighbor_vote(
+                if "neighbors" in sums:
+                    sums["neighbors"][at] += neighbor_vote(
                         scorer.features(X[train]),
                         y_idx[train],
                         scorer.features(X[test]),
@@ -396,9 +430,8 @@ class NoisyLabelFilter(
                         self.n_neighbors,
                         in_sample,
                     )
-                    counts[test] += 1
-                if "input_neighbors" in signals:
-                    P[np.ix_(test, cols)] += neighbor_vote(
+                if "input_neighbors" in sums:
+                    sums["input_neighbors"][at] += neighbor_vote(
                         X[train],
                         y_idx[train],
                         X[test],
@@ -406,8 +439,15 @@ class NoisyLabelFilter(
                         self.n_neighbors,
                         in_sample,
                     )
-                    counts[test] += 1
                 if extra is not None:
                     extra[test] += scorer.self_influence(X[test], y_idx[test])
-        P /= np.maximum(counts, 1)[:, None]
-        return P, extra
+        self.vote_sharpness_ = {}
+        P = np.zeros((n, k))
+        for name, total in sums.items():
+            vote = total / np.maximum(counts, 1)[:, None]
+            if self.sharpen_votes and name != "proba":
+                power = fit_sharpness(vote, y_idx)
+                self.vote_sharpness_[name] = power
+                vote = sharpen(vote, power)
+            P += vote
+        return P / len(sums), extra

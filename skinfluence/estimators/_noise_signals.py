@@ -10,18 +10,49 @@ from sklearn.neighbors import KNeighborsClassifier
 from ..utils._torch import MemoryBudget
 
 __all__ = [
+    "SHARPNESS_GRID",
     "SIGNALS",
     "VOTES",
     "confident_joint_count",
+    "fit_sharpness",
     "influence_vote",
     "neighbor_vote",
     "percentile_rank",
     "predicted_proba",
+    "sharpen",
 ]
 
 SIGNALS = {"proba", "influence", "neighbors", "input_neighbors", "self_influence"}
 # Probability-like signals, averaged into the cross-fitted class probabilities.
 VOTES = {"proba", "influence", "neighbors", "input_neighbors"}
+# Powers tried for a vote's sharpness: 1/4 (softer) to 16 (harder).
+SHARPNESS_GRID = 2.0 ** np.arange(-2, 5)
+# Share of a vote spread evenly over the classes before sharpening, so that
+# a class no neighbour voted for keeps a small probability.
+_FLOOR = 1e-3
+
+
+def sharpen(P, power):
+    """The rows of ``P`` (probabilities) raised to ``power`` and renormalised,
+    after mixing a small uniform floor into them. For a softmax vote this is
+    the softmax at ``1 / power`` of its temperature (up to the floor)."""
+    k = P.shape[1]
+    Q = ((1.0 - _FLOOR) * P + _FLOOR / k) ** power
+    return Q / Q.sum(axis=1, keepdims=True)
+
+
+def fit_sharpness(P, y_idx, grid=SHARPNESS_GRID):
+    """The power of ``grid`` whose :func:`sharpen`-ed ``P`` has the lowest
+    Brier score against the given labels ``y_idx`` (ties: the smallest)."""
+    rows = np.arange(len(y_idx))
+    best, best_score = None, np.inf
+    for power in grid:
+        Q = sharpen(P, power)
+        Q[rows, y_idx] -= 1.0
+        score = np.einsum("ij,ij->", Q, Q)
+        if score < best_score:
+            best, best_score = float(power), score
+    return best
 
 
 def predicted_proba(scorer, X):

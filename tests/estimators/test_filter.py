@@ -106,6 +106,7 @@ def test_influence_vote_matches_closed_form_reference(wine, in_sample):
         signals=["influence"],
         n_neighbors=4,
         temperature=0.2,
+        sharpen_votes=False,
         dtype="float64",
     )
     filt.fit_resample(X, y)
@@ -134,6 +135,7 @@ def test_influence_vote_of_a_network_uses_its_last_layer(wine):
         signals=["influence"],
         n_neighbors=3,
         temperature=0.3,
+        sharpen_votes=False,
         dtype="float64",
     )
     filt.fit_resample(X, y)
@@ -158,6 +160,45 @@ def test_influence_vote_of_a_network_uses_its_last_layer(wine):
     np.testing.assert_allclose(
         filt.predicted_proba_, np.array(ref), rtol=1e-6, atol=1e-9
     )
+
+
+@pytest.mark.parametrize("signal", ["influence", "input_neighbors"])
+def test_sharpened_vote_is_the_brier_best_power(wine, signal):
+    """Each vote is raised to the power of {1/4, ..., 16} whose renormalised
+    vote (after a 1e-3 uniform floor) has the lowest Brier score against the
+    given labels; the reference is a plain loop over the powers."""
+    X, y = wine.data[::2], wine.target[::2]
+    common = dict(cv=3, n_repeats=1, signals=[signal], random_state=0)
+    filt = NoisyLabelFilter(lr(), **common)
+    filt.fit_resample(X, y)
+    raw_filt = NoisyLabelFilter(lr(), sharpen_votes=False, **common)
+    raw_filt.fit_resample(X, y)
+    V = raw_filt.predicted_proba_
+    best, best_score, best_Q = None, np.inf, None
+    for power in [0.25, 0.5, 1, 2, 4, 8, 16]:
+        Q = np.empty_like(V)
+        for i in range(len(V)):
+            row = ((1 - 1e-3) * V[i] + 1e-3 / 3) ** power
+            Q[i] = row / row.sum()
+        score = sum(
+            sum((Q[i, c] - (c == y[i])) ** 2 for c in range(3)) for i in range(len(y))
+        )
+        if score < best_score:
+            best, best_score, best_Q = power, score, Q
+    assert filt.vote_sharpness_ == {signal: best}
+    np.testing.assert_allclose(filt.predicted_proba_, best_Q, rtol=1e-10)
+    np.testing.assert_allclose(filt.noise_scores_, _margin(best_Q, y))
+    assert raw_filt.vote_sharpness_ == {}
+
+
+def test_proba_signal_is_not_sharpened(wine):
+    common = dict(cv=3, n_repeats=1, signals=["proba"], random_state=0)
+    a = NoisyLabelFilter(lr(), **common).fit(wine.data, wine.target)
+    b = NoisyLabelFilter(lr(), sharpen_votes=False, **common).fit(
+        wine.data, wine.target
+    )
+    np.testing.assert_array_equal(a.predicted_proba_, b.predicted_proba_)
+    assert a.vote_sharpness_ == {}
 
 
 def test_influence_vote_finds_flipped_rows(wine):
@@ -300,6 +341,7 @@ def test_metadata_routing(wine):
         (dict(contamination=0.0), "contamination"),
         (dict(signals=["margin"]), "signals"),
         (dict(temperature=0.0), "temperature"),
+        (dict(sharpen_votes="yes"), "sharpen_votes"),
         (dict(final_estimator="tree"), "final_estimator"),
     ],
 )
