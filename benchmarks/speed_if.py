@@ -18,20 +18,29 @@ helpful); pyDVL's ``InfluenceMode.Up`` scores are used as they are.
 Contenders:
 
 * skinfluence ``InfluenceFunction`` with ``CGSolver()``,
-  ``ArnoldiSolver(rank=--rank)`` (a Krylov space of ``rank + 10``
-  vectors, the default), ``-krylov2k`` (a Krylov space of ``2 * rank``
-  vectors), ``-sample`` (the same, with the eigenpairs taken from the
-  Hessian of 1,000 random training rows, ``hessian_rows=1000``) and
-  ``EKFACSolver()``;
+  ``ArnoldiSolver(rank=--rank)`` (the defaults: a Krylov space of
+  ``rank + 10`` vectors on the Hessian of every training row, and the
+  per-layer gradient tail, ``tail="layer"``), ``-sample`` (the same with
+  the eigenpairs and the tail taken from the Hessian of ``--hessian-rows``
+  (4,096) random training rows; the same as the default below that many
+  rows), ``-gradient`` (one tail value for all layers, ``tail="gradient"``,
+  the default before ``"layer"``), ``-krylov2k`` (a Krylov space of
+  ``2 * rank`` vectors) and ``EKFACSolver()``;
 * pyDVL 0.10 ``CgInfluence``, ``ArnoldiInfluence(rank=--rank)`` and
   ``EkfacInfluence`` (run with ``--pydvl-python``, a separate environment
-  with numpy<2, since pyDVL 0.10 needs it);
+  with numpy<2, since pyDVL 0.10 needs it, which also holds Captum);
 * Captum ``ArnoldiInfluenceFunction`` (``projection_dim=--rank``,
   ``hessian_reg`` = damping).
 
-A contender that runs past ``--timeout`` seconds is reported as such.
+A contender that runs past ``--timeout`` seconds is reported as such; where
+the fastest anchor is among them, the ratio is a lower bound (``>=``).
+Besides wall-clock time, every row has the CPU time of its process (all
+threads): on a shared machine it shows how much of the time was work, and
+its ratios are steadier than those of wall-clock time. ``--tools`` runs a
+subset of the contenders.
 
-Run ``python benchmarks/speed_if.py --n-train 2000 8000``. ``table(args,
+Run ``python benchmarks/speed_if.py --n-train 2000 8000 --pydvl-python
+/path/to/env/bin/python``. ``table(args,
 measure)`` and ``add_arguments(parser)`` let ``benchmarks/speed.py`` append
 this table; ``rows(args)`` returns the measurements.
 """
@@ -53,8 +62,9 @@ SCRIPT = os.path.abspath(__file__)
 OURS = [
     "skinfluence-cg",
     "skinfluence-arnoldi",
-    "skinfluence-arnoldi-krylov2k",
     "skinfluence-arnoldi-sample",
+    "skinfluence-arnoldi-gradient",
+    "skinfluence-arnoldi-krylov2k",
     "skinfluence-ekfac",
 ]
 ANCHORS = ["pydvl-cg", "pydvl-arnoldi", "pydvl-ekfac", "captum-arnoldi"]
@@ -104,11 +114,14 @@ def contender(name, args, module, X, y, Xq, yq):
         solver = {
             "skinfluence-cg": CGSolver(),
             "skinfluence-arnoldi": ArnoldiSolver(rank=args.rank),
+            "skinfluence-arnoldi-sample": ArnoldiSolver(
+                rank=args.rank, hessian_rows=args.hessian_rows
+            ),
+            "skinfluence-arnoldi-gradient": ArnoldiSolver(
+                rank=args.rank, tail="gradient"
+            ),
             "skinfluence-arnoldi-krylov2k": ArnoldiSolver(
                 rank=args.rank, oversampling=args.rank
-            ),
-            "skinfluence-arnoldi-sample": ArnoldiSolver(
-                rank=args.rank, oversampling=args.rank, hessian_rows=1000
             ),
             "skinfluence-ekfac": EKFACSolver(),
         }[name]
@@ -174,16 +187,16 @@ def worker(args):
     except Exception:  # noqa: BLE001
         pass
     run = contender(args.worker, args, module, X, y, Xq, yq)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     scores = run()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     path = os.path.join(args.workdir, f"if-{args.worker}-{args.worker_n}.npy")
     np.save(path, scores[: args.ref_queries])
-    print("RESULT " + json.dumps(dict(time=elapsed, scores=path)))
+    print("RESULT " + json.dumps(dict(time=elapsed, cpu=cpu, scores=path)))
 
 
 def _run(name, n_train, args):
-    python = args.pydvl_python if name.startswith("pydvl") else sys.executable
+    python = args.pydvl_python if name in ANCHORS else sys.executable
     cmd = [
         python,
         SCRIPT,
@@ -193,7 +206,10 @@ def _run(name, n_train, args):
         str(n_train),
         "--workdir",
         args.workdir,
-        *passthrough(args, ["n_query", "ref_queries", "damping", "rank", "threads"]),
+        *passthrough(
+            args,
+            ["n_query", "ref_queries", "damping", "rank", "hessian_rows", "threads"],
+        ),
     ]
     try:
         return launch_worker(cmd, timeout=args.timeout)
@@ -204,24 +220,70 @@ def _run(name, n_train, args):
 
 
 def _pearson(path, ref):
-    a = np.load(path)
+    a = np.load(path)[: len(ref)]
     return float(np.mean([np.corrcoef(u, v)[0, 1] for u, v in zip(a, ref)]))
+
+
+def _selected(args):
+    """The contenders to run: ``--tools`` (names or prefixes) or all."""
+    names = OURS + ANCHORS
+    if not args.tools:
+        return names
+    unknown = [t for t in args.tools if not any(n.startswith(t) for n in names)]
+    if unknown:
+        raise ValueError(
+            f"--tools {unknown} match no contender; choose among {names} "
+            "(a prefix such as 'pydvl' selects several)."
+        )
+    # A full name selects that contender alone; anything else is a prefix.
+    return [
+        n
+        for n in names
+        if any(n == t or (t not in names and n.startswith(t)) for t in args.tools)
+    ]
+
+
+def _fastest(results, anchors, key, stopped=None):
+    """The fastest anchor's ``key``; ``stopped`` stands in for the anchors
+    that did not finish, when given."""
+    done = [results[a][key] for a in anchors if results[a].get(key)]
+    if stopped is not None and len(done) < len(anchors):
+        done.append(stopped)
+    return min(done) if done else None
 
 
 def rows(args):
     """Measurements: one dict per (n_train, contender)."""
     out = []
+    names = _selected(args)
     for n in args.if_n_train:
-        ref = _run("reference", n, args)
+        saved = os.path.join(args.workdir, f"if-reference-{n}.npy")
+        if args.reuse_reference and os.path.exists(saved):
+            # Same problem files and flags: the (deterministic) solve of an
+            # earlier run, whose time is not measured again.
+            ref = dict(scores=saved, note="reused from an earlier run")
+        else:
+            ref = _run("reference", n, args)
         ref_scores = np.load(ref["scores"]) if ref.get("scores") else None
-        results = {name: _run(name, n, args) for name in OURS + ANCHORS}
-        anchor_times = [
-            results[a]["time"] for a in ANCHORS if results[a].get("time") is not None
-        ]
-        fastest = min(anchor_times) if anchor_times else None
-        for name in ["reference"] + OURS + ANCHORS:
+        if ref_scores is not None and len(ref_scores) < args.ref_queries:
+            raise ValueError(
+                f"{saved} holds {len(ref_scores)} reference queries, fewer than "
+                f"--ref-queries {args.ref_queries}; run without --reuse-reference."
+            )
+        if ref_scores is not None:
+            ref_scores = ref_scores[: args.ref_queries]
+        results = {name: _run(name, n, args) for name in names}
+        anchors = [a for a in ANCHORS if a in results]
+
+        # A stopped anchor took at least the timeout of wall-clock time (a
+        # bound); its CPU time is unknown, so the CPU ratio is over the
+        # anchors that finished.
+        bound = any(results[a].get("time") is None for a in anchors)
+        fast = _fastest(results, anchors, "time", args.timeout)
+        fast_cpu = _fastest(results, anchors, "cpu")
+        for name in ["reference"] + names:
             r = ref if name == "reference" else results[name]
-            t = r.get("time")
+            t, c = r.get("time"), r.get("cpu")
             pear = None
             if r.get("scores") and ref_scores is not None:
                 pear = _pearson(r["scores"], ref_scores)
@@ -230,7 +292,12 @@ def rows(args):
                     n_train=n,
                     tool=name,
                     time=t,
-                    speedup=(fastest / t) if (fastest and t) else None,
+                    cpu=c,
+                    speedup=(fast / t) if (fast and t) else None,
+                    cpu_speedup=(fast_cpu / c) if (fast_cpu and c) else None,
+                    # With a stopped anchor, its share is a lower bound
+                    # only when it is the fastest (the timeout).
+                    bound=bound and fast == args.timeout,
                     pearson=pear,
                     note=r.get("note", ""),
                 )
@@ -245,16 +312,26 @@ def table(args, measure=None):
         f"Influence functions, {args.n_query} queries, damping {args.damping}; "
         f"reference = float64 block CG to relative residual 1e-6 on the first "
         f"{args.ref_queries} queries ('reference' row: its time for those only); "
-        "'x fastest anchor' = fastest pyDVL/Captum time / this time"
+        "'x anchor' = fastest pyDVL/Captum time / this time, by wall-clock "
+        "and by CPU time (all threads of the process; anchors that finished); "
+        "'>=' where the fastest anchor was stopped at the timeout"
     ]
-    head = f"{'n_train':>7s}  {'tool':28s} {'time s':>9s} {'x fastest anchor':>17s} {'pearson':>8s}  note"
+    head = (
+        f"{'n_train':>7s}  {'tool':28s} {'time s':>9s} {'cpu s':>9s} "
+        f"{'x anchor':>9s} {'x (cpu)':>9s} {'pearson':>8s}  note"
+    )
     lines += [head, "-" * len(head)]
+
+    def fmt(v, spec, bound=False):
+        return "-" if v is None else (">=" if bound else "") + format(v, spec)
+
     for r in rows(args):
-        t = "-" if r["time"] is None else f"{r['time']:.2f}"
-        sp = "-" if r["speedup"] is None else f"{r['speedup']:.2f}"
-        pe = "-" if r["pearson"] is None else f"{r['pearson']:.4f}"
         lines.append(
-            f"{r['n_train']:7d}  {r['tool']:28s} {t:>9s} {sp:>17s} {pe:>8s}  {r['note']}"
+            f"{r['n_train']:7d}  {r['tool']:28s} {fmt(r['time'], '.2f'):>9s} "
+            f"{fmt(r['cpu'], '.2f'):>9s} "
+            f"{fmt(r['speedup'], '.2f', r['bound']):>9s} "
+            f"{fmt(r['cpu_speedup'], '.2f'):>9s} "
+            f"{fmt(r['pearson'], '.4f'):>8s}  {r['note']}"
         )
     return "\n".join(lines)
 
@@ -264,11 +341,31 @@ def add_arguments(parser):
     parser.add_argument("--damping", type=float, default=0.5)
     parser.add_argument("--ref-queries", type=int, default=50)
     parser.add_argument("--rank", type=int, default=50)
+    parser.add_argument(
+        "--hessian-rows",
+        type=int,
+        default=4096,
+        help="rows of the Hessian sample of skinfluence-arnoldi-sample",
+    )
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--reuse-reference",
+        action="store_true",
+        help="take the reference scores saved in --workdir by an earlier run "
+        "of the same problem and damping instead of solving again",
+    )
+    parser.add_argument(
+        "--tools",
+        nargs="+",
+        default=None,
+        help="contenders to run (names or prefixes, e.g. skinfluence-arnoldi "
+        "pydvl captum); default: all",
+    )
     parser.add_argument(
         "--pydvl-python",
         default=os.environ.get("PYDVL_PYTHON", "/work/venv-pydvl/bin/python"),
-        help="python of an environment with pydvl[influence]==0.10 and numpy<2",
+        help="python of an environment with pydvl[influence]==0.10 (numpy<2) "
+        "and captum, which runs every pyDVL and Captum contender",
     )
 
 

@@ -87,6 +87,22 @@ class ParamLayout:
         # output (out) factors of every Linear group, plus the dense part.
         self.factor_width = self.p_dense + sum(g.cols + g.out for g in self.groups)
 
+    @property
+    def segments(self):
+        """Slices of the flat order: one per Linear group, then one for all
+        dense parameters (when there are any)."""
+        out = list(self.group_slices)
+        if self.p_dense:
+            out.append(slice(self.dense_start, self.p))
+        return out
+
+    def segment_vector(self, values, like):
+        """A flat (p,) vector holding ``values[l]`` on segment ``l``."""
+        vec = torch.empty(self.p, dtype=like.dtype, device=like.device)
+        for s, v in zip(self.segments, values):
+            vec[s] = float(v)
+        return vec
+
     @staticmethod
     def _probe_linear_calls(view, X_probe):
         calls, handles = {}, []

@@ -68,59 +68,96 @@ class RowGrads:
             total = term if total is None else total.add_(term)
         return total
 
-    def dot_flat(self, V):
-        """``G V^T``: (n, m) products of these rows with flat vectors V (m, p)."""
+    def dot_flat(self, V, per_segment=False):
+        """``G V^T``: (n, m) products of these rows with flat vectors V (m, p).
+
+        With ``per_segment=True``, a list of the (n, m) contributions of each
+        segment of the layout (every Linear group, then the dense part if
+        any; :meth:`ParamLayout.segments`), which sum to ``G V^T``.
+        """
         if self.flat is not None:
-            return self.flat @ V.T
+            if not per_segment:
+                return self.flat @ V.T
+            return [self.flat[:, s] @ V[:, s].T for s in self.layout.segments]
         m = V.shape[0]
-        out = torch.zeros(self.n, m, dtype=V.dtype, device=V.device)
+        parts = []
         for (A, D), s, g in zip(
             self.factors, self.layout.group_slices, self.layout.groups
         ):
             Vb = V[:, s].reshape(m * g.out, g.cols)
             T = (A @ Vb.T).reshape(self.n, m, g.out)
-            out += torch.einsum("nmo,no->nm", T, D)
+            parts.append(torch.einsum("nmo,no->nm", T, D))
         if self.dense is not None:
-            out += self.dense @ V[:, self.layout.dense_start :].T
+            parts.append(self.dense @ V[:, self.layout.dense_start :].T)
+        if per_segment:
+            return parts
+        out = parts[0]
+        for part in parts[1:]:
+            out += part
         return out
 
-    def dot(self, other, out=None):
+    def dot(self, other, out=None, weights=None):
         """(self.n, other.n) matrix of inner products.
 
         Structured pairs are summed group by group as ``(A1 A2^T) * (D1 D2^T)``
         with the products accumulated in place; ``out``, if given, receives
-        the result (and is returned).
+        the result (and is returned). ``weights``, one number per segment of
+        the layout (:meth:`ParamLayout.segments`), weighs each segment's
+        share: ``sum_l weights_l g1_l . g2_l``.
         """
         if other.flat is not None or self.flat is not None:
-            res = (
-                self.dot_flat(other.flat)
-                if other.flat is not None
-                else other.dot_flat(self.flat).T
-            )
+            if weights is not None:
+                scale = self.layout.segment_vector(weights, self._any())
+                if other.flat is not None:
+                    res = self.dot_flat(other.flat * scale)
+                else:
+                    res = other.dot_flat(self.flat * scale).T
+            else:
+                res = (
+                    self.dot_flat(other.flat)
+                    if other.flat is not None
+                    else other.dot_flat(self.flat).T
+                )
             return res if out is None else out.copy_(res)
         if out is not None and not out.is_contiguous():
-            return out.copy_(self.dot(other))
+            return out.copy_(self.dot(other, weights=weights))
         ref = self._any()
         if out is None:
             out = torch.empty(self.n, other.n, dtype=ref.dtype, device=ref.device)
+        n_parts = len(self.factors) + (self.dense is not None)
+        w = [1.0] * n_parts if weights is None else [float(v) for v in weights]
         started = False
         s1 = s2 = None
-        for (A1, D1), (A2, D2) in zip(self.factors, other.factors):
+        for (A1, D1), (A2, D2), wl in zip(self.factors, other.factors, w):
             if not started:
                 torch.mm(A1, A2.T, out=out)
                 s1 = torch.mm(D1, D2.T)
                 out.mul_(s1)
+                if wl != 1.0:
+                    out.mul_(wl)
                 started = True
                 continue
             s1 = torch.mm(A1, A2.T, out=s1)
             s2 = torch.mm(D1, D2.T, out=s2)
-            out.addcmul_(s1, s2)
+            out.addcmul_(s1, s2, value=wl)
         if self.dense is not None:
             if started:
-                out.addmm_(self.dense, other.dense.T)
+                out.addmm_(self.dense, other.dense.T, alpha=w[-1])
             else:
                 torch.mm(self.dense, other.dense.T, out=out)
+                if w[-1] != 1.0:
+                    out.mul_(w[-1])
         return out
+
+    def segment_sq_norms(self):
+        """``(n_segments, n)`` squared norms of every row's share in each
+        segment of the layout (they sum to :meth:`sq_norms`)."""
+        if self.flat is not None:
+            return torch.stack([_row_sq(self.flat[:, s]) for s in self.layout.segments])
+        parts = [_row_sq(A) * _row_sq(D) for A, D in self.factors]
+        if self.dense is not None:
+            parts.append(_row_sq(self.dense))
+        return torch.stack(parts)
 
     def rows(self, idx):
         """The gradients of a subset of rows."""

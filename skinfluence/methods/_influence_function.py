@@ -195,11 +195,11 @@ class InfluenceFunction(BaseInfluenceMethod):
         self.dampings_.append(damping)
         self._maybe_cache(ctx, c, params)
         if self.solver_.low_rank and len(self.param_sets_) == 1:
-            # P = U diag(w) U^T + s I: cache every training row's coordinates
-            # g_j U once, so queries and self-influence never solve again.
-            U = self.solver_.low_rank_factors()[0]
+            # g^T P g' = C(g)^T K C(g') + g^T S g' (low rank plus a block
+            # scalar): cache every training row's coordinates C(g_j) once, so
+            # queries and self-influence never solve again.
             self._train_embed[c] = torch.cat(
-                [G.dot_flat(U.T) for _, G in self._train_chunks(ctx, c)]
+                [self.solver_.coordinates(G) for _, G in self._train_chunks(ctx, c)]
             )
 
     def _scale(self, ctx):
@@ -212,34 +212,37 @@ class InfluenceFunction(BaseInfluenceMethod):
     def _self_block(self, ctx, G, c):
         solver = self.solvers_[c]
         if solver.low_rank:
-            U, w, shift = solver.low_rank_factors()
-            return ((G.dot_flat(U.T) ** 2) * w).sum(1) + shift * G.sq_norms()
+            C = solver.coordinates(G)
+            vals = ((C.to(torch.float64) @ solver.core()) * C).sum(1).to(C.dtype)
+            extra = solver.shift_sq_norms(G)
+            return vals if extra is None else vals + extra
         return solver.quadratic(G)
 
     def _influence(self, ctx, query):
         embed = self._train_embed
         if not embed:
             return super()._influence(ctx, query)
-        U, w, shift = self.solver_.low_rank_factors()
+        solver = self.solver_
         Q = ctx.query_grads(query, self._query_params(ctx, 0))
         # The two terms partly cancel: sum them in float64 so that a row's
         # score does not depend on which other rows share its block.
         f64 = torch.float64
-        out = (Q.dot_flat(U.T).to(f64) * w.to(f64)) @ embed[0].to(f64).T
-        if shift:
+        out = (solver.coordinates(Q).to(f64) @ solver.core()) @ embed[0].to(f64).T
+        if solver.has_shift:
             for sl, G in self._train_chunks(ctx, 0):
-                out[:, sl] += shift * Q.dot(G).to(f64)
+                out[:, sl] += solver.shift_dot(Q, G).to(f64)
         return (out * self._scale(ctx)).to(ctx.view.dtype)
 
     def _self_influence(self, ctx, X, T):
         embed = self._train_embed
         if not embed or X is not None:
             return super()._self_influence(ctx, X, T)
-        U, w, shift = self.solver_.low_rank_factors()
-        vals = (embed[0] ** 2 * w).sum(1)
-        if shift:
-            norms = torch.cat([G.sq_norms() for _, G in self._train_chunks(ctx, 0)])
-            vals = vals + shift * norms
+        solver = self.solver_
+        E = embed[0]
+        vals = ((E.to(torch.float64) @ solver.core()) * E).sum(1).to(E.dtype)
+        extra = [solver.shift_sq_norms(G) for _, G in self._train_chunks(ctx, 0)]
+        if extra[0] is not None:
+            vals = vals + torch.cat(extra)
         return vals * self._scale(ctx)
 
     # -- streaming hooks (the score phase, skinfluence.scoring) -------------
@@ -257,9 +260,8 @@ class InfluenceFunction(BaseInfluenceMethod):
                 for c in range(len(self.param_sets_))
             ]
         Q = ctx.query_grads(query, self._query_params(ctx, 0))
-        U, w, _ = self.solver_.low_rank_factors()
-        f64 = torch.float64
-        return [Q.dot_flat(U.T).to(f64) * w.to(f64), Q]
+        solver = self.solver_
+        return [solver.coordinates(Q).to(torch.float64) @ solver.core(), Q]
 
     def _chunk_scores(self, ctx, queries, sl, Gs):
         """Scores of the training chunk ``sl`` (gradients ``Gs``)."""
@@ -271,8 +273,8 @@ class InfluenceFunction(BaseInfluenceMethod):
                 out = block if out is None else out.add_(block)
             return out * scale
         coords, Q = queries
-        shift = self.solver_.low_rank_factors()[2]
         out = coords @ self._train_embed[0][sl].to(coords.dtype).T
-        if shift:
-            out += shift * Q.dot(Gs[0]).to(out.dtype)
+        extra = self.solver_.shift_dot(Q, Gs[0])
+        if extra is not None:
+            out += extra.to(out.dtype)
         return (out * scale).to(ctx.view.dtype)

@@ -213,9 +213,8 @@ def test_arnoldi_gradient_tail_is_the_rayleigh_quotient_of_gradient_probes(
         HessianProblem, "signed_gradients", lambda self, k, gen=None: Z_layout[:k]
     )
     rank, damping = 5, 0.2
-    s, _, _ = _scores(
-        est, X, y, ArnoldiSolver(rank=rank, oversampling=1000, n_probes=2), damping
-    )
+    solver = ArnoldiSolver(rank=rank, oversampling=1000, n_probes=2, tail="gradient")
+    s, _, _ = _scores(est, X, y, solver, damping)
     H, _ = _explicit_hessian(ctx.view, ctx.X, ctx.T)
     evals, vecs = torch.linalg.eigh((H + H.T) / 2)
     U = vecs[:, torch.argsort(evals.abs(), descending=True)[:rank]]
@@ -228,6 +227,61 @@ def test_arnoldi_gradient_tail_is_the_rayleigh_quotient_of_gradient_probes(
     assert c_ref > float(rest.mean())
     _, w, shift = solver.low_rank_factors()
     assert shift == pytest.approx(1 / (c_ref + damping), rel=1e-8)
+
+
+def test_arnoldi_layer_tail_is_the_per_layer_rayleigh_quotient(mlp_data, monkeypatch):
+    est, X, y = mlp_data
+    s, _, _ = _scores(est, X, y, "exact")
+    ctx = s._context()
+    layout, names = ctx.layout, list(ctx.view.params)
+    p = layout.p
+    # Named order -> layout order: layout_vector = named_vector @ L.
+    L = _named_to_layout(layout, ctx.view, torch.eye(p, dtype=torch.float64), names)
+    G = _named_row_grads(ctx.view, ctx.X, ctx.T, names) @ L
+    Z = torch.stack([G[:40].sum(0), G[40:80].sum(0) - G[80:].sum(0)])
+    monkeypatch.setattr(
+        HessianProblem, "signed_gradients", lambda self, k, gen=None: Z[:k]
+    )
+    rank, damping = 5, 0.2
+    solver = ArnoldiSolver(rank=rank, oversampling=1000, n_probes=2, tail="layer")
+    s, inf, self_inf = _scores(est, X, y, solver, damping)
+    H_named, _ = _explicit_hessian(ctx.view, ctx.X, ctx.T)
+    H = L.T @ H_named @ L
+    evals, vecs = torch.linalg.eigh((H + H.T) / 2)
+    top = torch.argsort(evals.abs(), descending=True)[:rank]
+    U, lam = vecs[:, top], evals[top]
+    R = Z - (Z @ U) @ U.T
+    HR = R @ H
+    c = torch.tensor(
+        [
+            float((R[:, sl] * HR[:, sl]).sum() / (R[:, sl] ** 2).sum())
+            for sl in layout.segments
+        ],
+        dtype=torch.float64,
+    )
+    fitted = s.method_.solver_
+    np.testing.assert_allclose(fitted.tail_eigenvalues_, c, rtol=1e-8)
+    # The layers do see different curvature, so the per-layer tail matters.
+    assert float(c.max() - c.min()) > 0.1 * float(c.abs().max())
+    S = torch.cat(
+        [
+            torch.full((sl.stop - sl.start,), 1 / (ci + damping))
+            for sl, ci in zip(layout.segments, c)
+        ]
+    ).to(H)
+    proj = torch.eye(p, dtype=H.dtype) - U @ U.T
+    P = U @ torch.diag(1 / (lam + damping)) @ U.T + proj @ torch.diag(S) @ proj
+    n = ctx.view.n_train
+    ref = (G[:8] @ P @ G.T).numpy() / n
+    np.testing.assert_allclose(inf, ref, atol=1e-8 * np.abs(ref).max())
+    ref_self = ((G @ P) * G).sum(1).numpy() / n
+    np.testing.assert_allclose(self_inf, ref_self, atol=1e-8 * np.abs(ref_self).max())
+    V = torch.randn(3, p, dtype=H.dtype, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(
+        fitted.solve(V), V @ P, atol=1e-8 * float((V @ P).abs().max())
+    )
+    with pytest.raises(ValueError, match="tail='layer'"):
+        fitted.low_rank_factors()
 
 
 def test_arnoldi_low_rank_tracks_exact(mlp_data, mlp_exact):
@@ -293,6 +347,7 @@ def test_indefinite_hessian_without_damping_says_add_damping(mlp_data):
         (ArnoldiSolver(rank=0), "rank"),
         (ArnoldiSolver(tail="median"), "tail"),
         (ArnoldiSolver(hessian_rows=0), "hessian_rows"),
+        (ArnoldiSolver(block_size=0), "block_size"),
         (EKFACSolver(max_outputs=0), "max_outputs"),
     ],
 )
@@ -405,3 +460,76 @@ def test_every_solver_rejects_bad_damping(mlp_data, damping):
     for cls in SOLVERS.values():
         with pytest.raises(ValueError, match="damping must be 'auto'"):
             cls().fit(problem, damping)
+
+
+class _MatrixProblem:
+    """A Hessian problem whose Hessian is an explicit symmetric matrix."""
+
+    def __init__(self, A):
+        self.A, self.p = A, A.shape[0]
+        self.dtype, self.device = A.dtype, A.device
+        self.n_hvp = 0
+
+    def hvp(self, V):
+        self.n_hvp += V.reshape(-1, self.p).shape[0]
+        return V @ self.A
+
+
+def _spectrum_matrix(p, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(p, p, generator=g, dtype=torch.float64))
+    # A decaying spectrum with a few negative eigenvalues, as on a neural net.
+    lam = torch.cat([10.0 * 0.8 ** torch.arange(p - 3.0), -torch.tensor([0.5, 1, 2])])
+    return (Q * lam) @ Q.T, lam
+
+
+@pytest.mark.parametrize("block", [2, 3, 8])
+def test_block_lanczos_is_rayleigh_ritz_on_the_block_krylov_space(block):
+    from skinfluence.methods.ihvp._lanczos import _lanczos
+
+    A, _ = _spectrum_matrix(40)
+    m = 12
+    problem = _MatrixProblem(A)
+    evals, U = _lanczos(problem, m, torch.Generator().manual_seed(3), block=block)
+    # The same space built explicitly: [Q0, A Q0, A^2 Q0, ...], orthonormalised.
+    Q0 = torch.randn(
+        block, 40, generator=torch.Generator().manual_seed(3), dtype=A.dtype
+    )
+    blocks, B = [], Q0.T
+    while sum(b.shape[1] for b in blocks) < m:
+        blocks.append(B)
+        B = A @ B
+    K, _ = torch.linalg.qr(torch.cat(blocks, 1)[:, :m])
+    ref = torch.linalg.eigvalsh(K.T @ A @ K)
+    np.testing.assert_allclose(evals, ref, rtol=1e-9, atol=1e-9)
+    assert problem.n_hvp == m
+    np.testing.assert_allclose(U.T @ U, torch.eye(m, dtype=A.dtype), atol=1e-10)
+    # Ritz vectors: U^T A U is diagonal with the Ritz values.
+    np.testing.assert_allclose(U.T @ A @ U, torch.diag(evals), atol=1e-9)
+
+
+def test_block_lanczos_stops_at_an_invariant_subspace():
+    from skinfluence.methods.ihvp._lanczos import _lanczos
+
+    # Rank 5 plus a multiple of the identity has 6 distinct eigenvalues: a
+    # block of 2 spans its invariant space after a few products.
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(30, 5, generator=g, dtype=torch.float64)
+    A = W @ W.T + 0.3 * torch.eye(30, dtype=torch.float64)
+    evals, U = _lanczos(_MatrixProblem(A), 30, torch.Generator().manual_seed(1), 2)
+    assert U.shape[1] < 30
+    exact = torch.linalg.eigvalsh(A)
+    gap = (evals[:, None] - exact[None, :]).abs().min(1).values
+    assert float(gap.max()) < 1e-9 * float(exact.max())
+    np.testing.assert_allclose(evals.max(), exact.max(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("block", [1, 4])
+def test_arnoldi_block_size_keeps_the_full_rank_solve_exact(mlp_data, mlp_exact, block):
+    est, X, y = mlp_data
+    _, ref, ref_self = mlp_exact
+    _, inf, self_inf = _scores(est, X, y, ArnoldiSolver(rank=1000, block_size=block))
+    np.testing.assert_allclose(inf, ref, rtol=0, atol=1e-7 * np.abs(ref).max())
+    np.testing.assert_allclose(
+        self_inf, ref_self, rtol=0, atol=1e-7 * np.abs(ref_self).max()
+    )

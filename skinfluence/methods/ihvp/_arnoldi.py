@@ -12,6 +12,9 @@ from ._lanczos import _lanczos
 
 __all__ = ["ArnoldiSolver"]
 
+# Default Krylov vectors per pass over the data (see ``block_size``).
+BLOCK = 1
+
 
 class ArnoldiSolver(BaseSolver):
     """Invert the damped Hessian in its top-``rank`` eigenspace.
@@ -34,15 +37,23 @@ class ArnoldiSolver(BaseSolver):
     cross-entropy the Gauss-Newton matrix is their expected outer product),
     so this ``c`` is far above the plain mean eigenvalue of the rest, and
     the scores come closer to a converged solve with the same eigenpairs
-    (``benchmarks/speed_if.py`` measures it). ``tail="mean"`` estimates the
-    plain mean eigenvalue there (Rademacher probes projected off ``U``), a
-    number sets ``c``, and ``tail="drop"`` drops the rest of the space (the
-    original Arnoldi influence, which ignores gradient components outside
-    the basis). Because the operator is "low rank plus a multiple of the
-    identity", :class:`~skinfluence.InfluenceFunction` caches every
-    training row's ``rank`` coordinates once: each later query is a small
-    matrix product plus a gradient inner product, and self-influence costs
-    O(n_train * rank).
+    (``benchmarks/speed_if.py`` measures it). ``tail="layer"`` (the
+    default) takes the same quotient on every Linear layer separately (and
+    on all other parameters together), so that the rest of the space is
+
+        ``(I - U U^T) S (I - U U^T)``,  ``S = 1 / (c_l + damping)`` on layer ``l``
+
+    from the same probes and products: layers differ in curvature (the last
+    layer's is typically the largest), and one ``c`` for all of them blurs
+    that. ``tail="mean"`` estimates the plain mean eigenvalue there
+    (Rademacher probes projected off ``U``), a number sets ``c``, and
+    ``tail="drop"`` drops the rest of the space (the original Arnoldi
+    influence, which ignores gradient components outside the basis).
+    Because the operator is "low rank plus a block scalar",
+    :class:`~skinfluence.InfluenceFunction` caches every training row's
+    coordinates (``rank`` of them, ``2 * rank`` with ``tail="layer"``) once:
+    each later query is a small matrix product plus a gradient inner product
+    weighted per layer, and self-influence costs O(n_train * rank).
 
     Parameters
     ----------
@@ -50,7 +61,8 @@ class ArnoldiSolver(BaseSolver):
         Eigenpairs kept (capped at the number of parameters).
     oversampling : int >= 0, default=10
         Extra Krylov vectors that sharpen the kept Ritz pairs.
-    tail : {"gradient", "mean", "drop"} or float >= 0, default="gradient"
+    tail : {"layer", "gradient", "mean", "drop"} or float >= 0, \
+            default="layer"
         Eigenvalue used outside the kept eigenspace (see above).
     n_probes : int >= 1, default=4
         Probes of the ``"gradient"`` and ``"mean"`` estimates (one
@@ -64,6 +76,11 @@ class ArnoldiSolver(BaseSolver):
         converged solve (``benchmarks/speed_if.py`` measures both); the
         training rows' coordinates and the influence scores still use every
         row.
+    block_size : int >= 1, default=1
+        Krylov vectors added per pass over the data (block Lanczos): their
+        Hessian-vector products share one forward and backward pass, so a
+        pass of ``block_size`` products costs far less than ``block_size``
+        passes. ``1`` is the plain Lanczos recurrence.
 
     Attributes
     ----------
@@ -71,7 +88,11 @@ class ArnoldiSolver(BaseSolver):
     eigenvalues_ : ndarray of shape (rank,)
         Kept Ritz values, largest magnitude first.
     tail_eigenvalue_ : float
-        ``c`` above (``nan`` with ``tail="drop"``).
+        ``c`` above, over all parameters (``nan`` with ``tail="drop"``).
+    tail_eigenvalues_ : ndarray of shape (n_segments,)
+        The value used on every Linear layer and (last, if any) on the other
+        parameters together: ``c_l`` with ``tail="layer"``, else ``c``
+        repeated.
     n_hvp_ : int
         Hessian-vector products used.
     hessian_indices_ : ndarray of int or None
@@ -99,8 +120,10 @@ class ArnoldiSolver(BaseSolver):
     _parameter_constraints = {
         "rank": [Interval(numbers.Integral, 1, None, closed="left")],
         "oversampling": [Interval(numbers.Integral, 0, None, closed="left")],
+        "block_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "start": [StrOptions({"random", "gradient"})],
         "tail": [
-            StrOptions({"gradient", "mean", "drop"}),
+            StrOptions({"layer", "gradient", "mean", "drop"}),
             Interval(numbers.Real, 0, None, closed="left"),
         ],
         "n_probes": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -108,10 +131,19 @@ class ArnoldiSolver(BaseSolver):
     }
 
     def __init__(
-        self, rank=50, oversampling=10, tail="gradient", n_probes=4, hessian_rows=None
+        self,
+        rank=50,
+        oversampling=10,
+        tail="layer",
+        n_probes=4,
+        hessian_rows=None,
+        block_size=BLOCK,
+        start="random",
     ):
+        self.start = start
         self.rank = rank
         self.oversampling = oversampling
+        self.block_size = block_size
         self.tail = tail
         self.n_probes = n_probes
         self.hessian_rows = hessian_rows
@@ -130,7 +162,12 @@ class ArnoldiSolver(BaseSolver):
             idx = torch.randperm(n_rows, generator=generator)[: self.hessian_rows]
             self.hessian_indices_ = idx.numpy()
             problem = _RowSample(problem, idx.to(problem.device))
-        evals, U = _lanczos(problem, min(p, rank + self.oversampling), generator)
+        seed = None
+        if self.start == "gradient":
+            seed = problem.signed_gradients(self.block_size, generator)
+        evals, U = _lanczos(
+            problem, min(p, rank + self.oversampling), generator, self.block_size, seed
+        )
         # The Krylov space's extreme Ritz values decide whether "auto" damping
         # must be lifted above an indefinite Hessian's smallest eigenvalue.
         self.damping_ = resolve_damping(
@@ -142,18 +179,21 @@ class ArnoldiSolver(BaseSolver):
         order = torch.argsort(evals.abs(), descending=True)[:rank]
         evals, U = evals[order], U[:, order]
         k = U.shape[1]
+        segments = full.layout.segments
         if self.tail == "drop" or k == p:
             c = float("nan")
-            shift = 0.0
+            tails = torch.full((len(segments),), c, dtype=torch.float64)
+            shifts = torch.zeros(len(segments), dtype=torch.float64)
         else:
-            c = self._tail_eigenvalue(problem, U, generator)
-            if c + self.damping_ <= 0:
+            c, tails = self._tail_eigenvalues(problem, U, generator, segments)
+            if float((tails + self.damping_).min()) <= 0:
+                lowest = float(tails.min())
                 raise SingularHessianError(
                     f"The damped Hessian is singular or indefinite outside its top "
-                    f"{k} eigenvectors (mean eigenvalue there {c:.3g}, damping "
+                    f"{k} eigenvectors (eigenvalue there {lowest:.3g}, damping "
                     f"{self.damping_:g}). Add damping (method__damping)."
                 )
-            shift = 1.0 / (c + self.damping_)
+            shifts = 1.0 / (tails + self.damping_)
         lo = float((evals + self.damping_).min())
         if lo <= 1e-12 * max(float(evals.abs().max()), 1.0):
             raise SingularHessianError(
@@ -164,15 +204,25 @@ class ArnoldiSolver(BaseSolver):
             )
         self.eigenvalues_ = evals.cpu().numpy()
         self.tail_eigenvalue_ = c
+        self.tail_eigenvalues_ = tails.numpy()
         self._U = U.to(problem.dtype)
-        self._weights = (1.0 / (evals + self.damping_) - shift).to(problem.dtype)
-        self._shift = shift
+        self._inverse = 1.0 / (evals + self.damping_)
+        self._shifts = shifts
+        self._segments = segments
+        uniform = bool((shifts == shifts[0]).all())
+        self._shift = float(shifts[0]) if uniform else None
+        self._weights = None
+        if uniform:
+            self._weights = (self._inverse - self._shift).to(problem.dtype)
         self.n_hvp_ = problem.n_hvp - start
 
-    def _tail_eigenvalue(self, problem, U, generator):
-        """``c``: the eigenvalue assumed outside the basis ``U`` (see above)."""
+    def _tail_eigenvalues(self, problem, U, generator, segments):
+        """``c`` (the eigenvalue assumed outside the basis ``U``, see above)
+        and its value on every segment of the layout."""
+        n_seg = len(segments)
         if not isinstance(self.tail, str):
-            return float(self.tail)
+            c = float(self.tail)
+            return c, torch.full((n_seg,), c, dtype=torch.float64)
         if self.tail == "mean":
             z = rademacher(
                 (self.n_probes, problem.p), generator, torch.float64, U.device
@@ -182,17 +232,95 @@ class ArnoldiSolver(BaseSolver):
         z = z - (z @ U) @ U.T
         Hz = problem.hvp(z.to(problem.dtype)).to(torch.float64)
         if self.tail == "mean":
-            return float((Hz * z).sum(1).mean()) / (problem.p - U.shape[1])
-        return float((Hz * z).sum() / (z * z).sum().clamp_min(1e-300))
+            c = float((Hz * z).sum(1).mean()) / (problem.p - U.shape[1])
+            return c, torch.full((n_seg,), c, dtype=torch.float64)
+        c = float((Hz * z).sum() / (z * z).sum().clamp_min(1e-300))
+        tails = torch.full((n_seg,), c, dtype=torch.float64)
+        if self.tail == "layer":
+            for i, sl in enumerate(segments):
+                norm = float((z[:, sl] ** 2).sum())
+                if norm > 0:
+                    tails[i] = float((Hz[:, sl] * z[:, sl]).sum()) / norm
+        return c, tails
 
     def low_rank_factors(self):
-        """``(U, w, s)`` with ``(H + damping I)^{-1} = U diag(w) U^T + s I``."""
+        """``(U, w, s)`` with ``(H + damping I)^{-1} = U diag(w) U^T + s I``
+        (a tail that is one number on every segment; see :meth:`core` for
+        the general form)."""
+        if self._weights is None:
+            raise ValueError(
+                "With tail='layer' the inverse is not 'low rank plus a multiple "
+                "of the identity'; use coordinates(), core() and shift_dot()."
+            )
         return self._U, self._weights, self._shift
+
+    # -- the general low-rank form ------------------------------------------
+    # (H + damping I)^{-1} = C(g)^T K C(g') + g^T S g' for a per-row
+    # coordinate map C, a small symmetric core K and the block-scalar S that
+    # is the tail's 1 / (c_l + damping) on segment l.
+    def coordinates(self, G):
+        """Per-row coordinates ``(n, r)`` of the gradients ``G`` (RowGrads)."""
+        U = self._U.to(G._any().dtype)
+        if self._weights is not None:
+            return G.dot_flat(U.T)
+        parts = G.dot_flat(U.T, per_segment=True)
+        e = sum(parts[1:], parts[0].clone())
+        f = sum(p * float(s) for p, s in zip(parts, self._shifts))
+        return torch.cat([e, f], dim=1)
+
+    def core(self):
+        """The symmetric core ``K`` (r, r), float64."""
+        if self._weights is not None:
+            return torch.diag(self._weights.to(torch.float64))
+        U = self._U.to(torch.float64)
+        k = U.shape[1]
+        UsU = sum(
+            float(s) * (U[sl].T @ U[sl]) for sl, s in zip(self._segments, self._shifts)
+        )
+        eye = torch.eye(k, dtype=torch.float64, device=U.device)
+        top = torch.cat([torch.diag(self._inverse.to(U)) + UsU, -eye], dim=1)
+        bottom = torch.cat([-eye, torch.zeros_like(eye)], dim=1)
+        return torch.cat([top, bottom], dim=0)
+
+    @property
+    def has_shift(self):
+        """Whether ``S`` is nonzero (``tail="drop"`` or a full-rank basis
+        leave it zero)."""
+        return bool((self._shifts != 0).any())
+
+    def shift_dot(self, Q, G):
+        """``g_q^T S g_j`` for the rows of two RowGrads, or ``None`` when
+        ``S`` is zero."""
+        if not self.has_shift:
+            return None
+        if self._weights is not None:
+            return Q.dot(G) * self._shift
+        return Q.dot(G, weights=self._shifts.tolist())
+
+    def shift_sq_norms(self, G):
+        """``g_j^T S g_j`` for the rows of a RowGrads, or ``None``."""
+        if not self.has_shift:
+            return None
+        if self._weights is not None:
+            return self._shift * G.sq_norms()
+        parts = G.segment_sq_norms()
+        return (parts * self._shifts.to(parts)[:, None]).sum(0)
 
     def _solve(self, V):
         U = self._U
         W = V.to(device=U.device, dtype=U.dtype)
-        return ((W @ U) * self._weights) @ U.T + self._shift * W
+        if self._weights is not None:
+            return ((W @ U) * self._weights) @ U.T + self._shift * W
+        low = ((W @ U) * self._inverse.to(W)) @ U.T
+        R = W - (W @ U) @ U.T
+        R = R * self._segments_vector(R)
+        return low + R - (R @ U) @ U.T
+
+    def _segments_vector(self, like):
+        vec = torch.empty(like.shape[-1], dtype=like.dtype, device=like.device)
+        for sl, s in zip(self._segments, self._shifts):
+            vec[sl] = float(s)
+        return vec
 
 
 class _RowSample:
@@ -201,6 +329,7 @@ class _RowSample:
     def __init__(self, problem, idx):
         self._problem, self._idx = problem, idx
         self.p, self.dtype, self.device = problem.p, problem.dtype, problem.device
+        self.layout = problem.layout
 
     @property
     def n_hvp(self):

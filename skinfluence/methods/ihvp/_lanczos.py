@@ -4,10 +4,21 @@ import torch
 
 __all__ = ["_lanczos"]
 
+# A new Krylov direction whose norm after orthogonalisation is below this
+# fraction of the operator's scale lies in the space already spanned.
+BREAKDOWN = 1e-10
 
-def _lanczos(problem, m, generator):
+
+def _lanczos(problem, m, generator, block=1, start=None):
     """Ritz pairs of the mean Hessian from an ``m``-dimensional Krylov space,
-    in float64: ``(values (m,), vectors (p, m))``."""
+    in float64: ``(values (m,), vectors (p, m))``.
+
+    ``block=1`` is the three-term Lanczos recurrence; ``block > 1`` grows the
+    space ``block`` vectors at a time (block Lanczos), each block's
+    Hessian-vector products taken in one batched pass over the data.
+    """
+    if block > 1 or start is not None:
+        return _block_lanczos(problem, m, generator, block, start)
     p = problem.p
     device = problem.device
     q = torch.randn(p, generator=generator, dtype=torch.float64).to(device)
@@ -31,7 +42,7 @@ def _lanczos(problem, m, generator):
             beta = float(w.norm())
         alphas.append(alpha)
         scale = max(scale, abs(alpha), beta)
-        if i == m - 1 or beta <= 1e-10 * max(scale, 1e-30):
+        if i == m - 1 or beta <= BREAKDOWN * max(scale, 1e-30):
             Q = Q[: i + 1]
             break
         betas.append(beta)
@@ -43,3 +54,57 @@ def _lanczos(problem, m, generator):
         T = T + torch.diag(off, 1) + torch.diag(off, -1)
     evals, S = torch.linalg.eigh(T)
     return evals.to(device), Q.T @ S.to(device)
+
+
+def _orthonormal_rows(W, Q, floor):
+    """The rows of ``W`` made orthonormal to the rows of ``Q`` and to each
+    other (two Gram-Schmidt passes); rows left with a norm at most ``floor``
+    (already in the span) are dropped."""
+    for _ in range(2):
+        W = W - (W @ Q.T) @ Q
+    kept = []
+    for w in W:
+        for _ in range(2):
+            for u in kept:
+                w = w - (u @ w) * u
+        norm = float(w.norm())
+        if norm > floor:
+            kept.append(w / norm)
+    if not kept:
+        return W[:0]
+    return torch.stack(kept)
+
+
+def _block_lanczos(problem, m, generator, block, start=None):
+    """Block Lanczos with full re-orthogonalisation and a Rayleigh-Ritz step.
+
+    The space is ``span{Q0, H Q0, H^2 Q0, ...}`` for a random block ``Q0`` of
+    ``block`` vectors; each new block is the Hessian times the last block,
+    orthogonalised against the whole basis. The projected matrix
+    ``T = Q^T H Q`` is read off the products themselves (each new block's
+    products against the basis so far), so no product is stored.
+    """
+    p, device, f64 = problem.p, problem.device, torch.float64
+    Q = torch.empty(m, p, dtype=f64, device=device)
+    T = torch.zeros(m, m, dtype=f64, device=device)
+    if start is None:
+        start = torch.randn(min(block, m), p, generator=generator, dtype=f64)
+    start = start[:m].to(device=device, dtype=f64)
+    new = _orthonormal_rows(start, Q[:0], 0.0)
+    k, scale = 0, 0.0
+    while new.shape[0]:
+        b = min(new.shape[0], m - k)
+        Q[k : k + b] = new[:b]
+        HQ = problem.hvp(Q[k : k + b].to(problem.dtype)).to(f64)
+        # Row block k:k+b of T against every basis vector so far; the upper
+        # triangle follows by symmetry.
+        T[k : k + b, : k + b] = HQ @ Q[: k + b].T
+        k += b
+        scale = max(scale, float(HQ.norm(dim=1).max()))
+        if k >= m:
+            break
+        new = _orthonormal_rows(HQ, Q[:k], BREAKDOWN * max(scale, 1e-30))
+    Q, T = Q[:k], T[:k, :k]
+    T = torch.tril(T) + torch.tril(T, -1).T
+    evals, S = torch.linalg.eigh(T)
+    return evals, Q.T @ S
