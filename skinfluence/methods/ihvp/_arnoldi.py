@@ -188,9 +188,34 @@ class ArnoldiSolver(BaseSolver):
         seed = None
         if self.start == "gradient":
             seed = problem.signed_gradients(self.block_size, generator)
-        evals, U = _lanczos(
-            problem, min(p, rank + self.oversampling), generator, self.block_size, seed
-        )
+        with problem.reuse_graph():
+            evals, U = _lanczos(
+                problem,
+                min(p, rank + self.oversampling),
+                generator,
+                self.block_size,
+                seed,
+            )
+            fits = self._fit_tail(problem, full, damping, generator, evals, U, rank)
+        evals, U, c, tails, shifts = fits
+        self.eigenvalues_ = evals.cpu().numpy()
+        self.tail_eigenvalue_ = c
+        self.tail_eigenvalues_ = tails.numpy()
+        self._U = U.to(problem.dtype)
+        self._inverse = 1.0 / (evals + self.damping_)
+        self._shifts = shifts
+        self._segments = full.layout.segments
+        uniform = bool((shifts == shifts[0]).all())
+        self._shift = float(shifts[0]) if uniform else None
+        self._weights = None
+        if uniform:
+            self._weights = (self._inverse - self._shift).to(problem.dtype)
+        self.n_hvp_ = problem.n_hvp - start
+
+    def _fit_tail(self, problem, full, damping, generator, evals, U, rank):
+        """The damping, the top ``rank`` Ritz pairs and the tail eigenvalues
+        (with the tail's shifts), checked for a positive-definite system."""
+        p = problem.p
         # The Krylov space's extreme Ritz values decide whether "auto" damping
         # must be lifted above an indefinite Hessian's smallest eigenvalue.
         self.damping_ = resolve_damping(
@@ -225,19 +250,7 @@ class ArnoldiSolver(BaseSolver):
                 f"indefinite. Add damping: set damping above "
                 f"{max(-float(evals.min()), 0):.3g} (method__damping)."
             )
-        self.eigenvalues_ = evals.cpu().numpy()
-        self.tail_eigenvalue_ = c
-        self.tail_eigenvalues_ = tails.numpy()
-        self._U = U.to(problem.dtype)
-        self._inverse = 1.0 / (evals + self.damping_)
-        self._shifts = shifts
-        self._segments = segments
-        uniform = bool((shifts == shifts[0]).all())
-        self._shift = float(shifts[0]) if uniform else None
-        self._weights = None
-        if uniform:
-            self._weights = (self._inverse - self._shift).to(problem.dtype)
-        self.n_hvp_ = problem.n_hvp - start
+        return evals, U, c, tails, shifts
 
     def _tail_eigenvalues(self, problem, U, generator, segments):
         """``c`` (the eigenvalue assumed outside the basis ``U``, see above)
@@ -357,6 +370,9 @@ class _RowSample:
     @property
     def n_hvp(self):
         return self._problem.n_hvp
+
+    def reuse_graph(self):
+        return self._problem.reuse_graph()
 
     def hvp(self, V):
         return self._problem.hvp(V, idx=self._idx)
