@@ -1,6 +1,6 @@
 """The noise detector's signals: class probabilities of held-out rows from a
-fold model, its influence vote and neighbour votes, and the confident-joint
-count of wrong labels."""
+fold model, its influence vote and neighbour votes, the confident joint of
+given and true labels, and the noise-transition posterior built on it."""
 
 import numpy as np
 import torch
@@ -16,7 +16,9 @@ __all__ = [
     "confident_joint_count",
     "fit_sharpness",
     "influence_vote",
+    "label_error_posterior",
     "neighbor_vote",
+    "noise_transition",
     "percentile_rank",
     "predicted_proba",
     "sharpen",
@@ -130,6 +132,21 @@ def neighbor_vote(F_train, y_train, F_test, cols, n_neighbors, in_sample):
     return out
 
 
+def _confident_classes(P, y_idx):
+    """Confident learning's count of each row: the class of highest
+    probability among those whose probability reaches the class's mean
+    probability over its own labelled rows, and whether any class does."""
+    n_classes = P.shape[1]
+    thresholds = np.array(
+        [
+            P[y_idx == j, j].mean() if (y_idx == j).any() else np.inf
+            for j in range(n_classes)
+        ]
+    )
+    confident = np.where(P >= thresholds[None, :], P, -np.inf)
+    return confident.argmax(axis=1), np.isfinite(confident).any(axis=1)
+
+
 def confident_joint_count(P, y_idx):
     """Number of rows counted off the diagonal of the confident joint.
 
@@ -140,16 +157,43 @@ def confident_joint_count(P, y_idx):
     off-diagonal count when that class is not its given label. Rows with no
     class at its threshold are not counted.
     """
+    true, counted = _confident_classes(P, y_idx)
+    return int((counted & (true != y_idx)).sum())
+
+
+def noise_transition(P, y_idx, pseudo_count=1.0):
+    """Estimated noise transition ``T[j, c]`` = P(given label ``c`` | true
+    class ``j``) from the confident joint of ``P`` and the given labels.
+
+    The confident joint ``C[c, j]`` counts the rows labelled ``c`` whose
+    confident class (see :func:`confident_joint_count`) is ``j``. Each row
+    ``c`` is calibrated to the number of rows labelled ``c`` (the rows no
+    class is confident about are spread like the counted ones), every cell
+    gets ``pseudo_count`` rows more (so a class nothing was counted under
+    has a uniform row, and no transition is impossible), and ``T`` is the
+    transposed joint normalised over the given labels.
+    """
     n_classes = P.shape[1]
-    thresholds = np.array(
-        [
-            P[y_idx == j, j].mean() if (y_idx == j).any() else np.inf
-            for j in range(n_classes)
-        ]
-    )
-    confident = np.where(P >= thresholds[None, :], P, -np.inf)
-    counted = np.isfinite(confident).any(axis=1)
-    return int((counted & (confident.argmax(axis=1) != y_idx)).sum())
+    true, counted = _confident_classes(P, y_idx)
+    joint = np.zeros((n_classes, n_classes))
+    np.add.at(joint, (y_idx[counted], true[counted]), 1.0)
+    given = np.bincount(y_idx, minlength=n_classes).astype(np.float64)
+    totals = joint.sum(axis=1)
+    joint *= np.divide(given, totals, out=np.zeros(n_classes), where=totals > 0)[
+        :, None
+    ]
+    T = joint.T + pseudo_count
+    return T / T.sum(axis=1, keepdims=True)
+
+
+def label_error_posterior(P, y_idx, T):
+    """Probability that each row's given label is wrong when ``P`` are its
+    class probabilities and labels are flipped by ``T`` (``T[j, c]`` = P(given
+    ``c`` | true ``j``)): ``sum_{j != y} P[j] T[j, y] / sum_j P[j] T[j, y]``."""
+    rows = np.arange(len(y_idx))
+    W = P * T[:, y_idx].T
+    total = W.sum(axis=1)
+    return 1.0 - W[rows, y_idx] / np.maximum(total, np.finfo(np.float64).tiny)
 
 
 def percentile_rank(values):

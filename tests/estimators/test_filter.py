@@ -51,6 +51,37 @@ def _margin(P, y_idx):
     return out
 
 
+def _transition(P, y_idx):
+    """Noise transition T[true, given] by plain loops: the confident joint,
+    each given label's row calibrated to its count, one pseudo-row per cell,
+    normalised over the given labels."""
+    k = P.shape[1]
+    thresholds = [
+        np.mean([P[i, j] for i in range(len(P)) if y_idx[i] == j]) for j in range(k)
+    ]
+    joint = np.zeros((k, k))  # [given, true]
+    for row, c in zip(P, y_idx):
+        confident = [j for j in range(k) if row[j] >= thresholds[j]]
+        if confident:
+            joint[c, max(confident, key=lambda j: row[j])] += 1
+    for c in range(k):
+        if joint[c].sum() > 0:
+            joint[c] *= np.sum(y_idx == c) / joint[c].sum()
+    T = joint.T + 1.0
+    return T / T.sum(axis=1, keepdims=True)
+
+
+def _score(P, y_idx, weight=0.25):
+    """The default noise score by plain loops: (1 - weight) margin + weight
+    posterior of a wrong label under the estimated transition."""
+    T = _transition(P, y_idx)
+    out = _margin(P, y_idx) * (1 - weight)
+    for i, (row, c) in enumerate(zip(P, y_idx)):
+        w = [row[j] * T[j, c] for j in range(len(row))]
+        out[i] += weight * (1 - w[c] / sum(w))
+    return out
+
+
 def test_cross_fitted_proba_matches_cross_val_predict(wine):
     # Independent reference: scikit-learn's own out-of-fold probabilities.
     cv = KFold(4, shuffle=True, random_state=2)
@@ -59,7 +90,7 @@ def test_cross_fitted_proba_matches_cross_val_predict(wine):
     ref = cross_val_predict(lr(), wine.data, wine.target, cv=cv, method="predict_proba")
     y_idx = np.searchsorted(np.unique(wine.target), wine.target)
     np.testing.assert_allclose(filt.predicted_proba_, ref, atol=1e-10)
-    np.testing.assert_allclose(filt.noise_scores_, _margin(ref, y_idx), atol=1e-10)
+    np.testing.assert_allclose(filt.noise_scores_, _score(ref, y_idx), atol=1e-10)
     auto = ref.argmax(axis=1) != y_idx
     np.testing.assert_array_equal(filt.label_issues_, auto)
 
@@ -117,7 +148,7 @@ def test_influence_vote_matches_closed_form_reference(wine, in_sample):
         for train, test in cv.split(X, y):
             ref[test] = _reference_influence_vote(X[train], y[train], X[test], 4, 0.2)
     np.testing.assert_allclose(filt.predicted_proba_, ref, rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(filt.noise_scores_, _margin(ref, y))
+    np.testing.assert_allclose(filt.noise_scores_, _score(ref, y))
 
 
 def test_influence_vote_of_a_network_uses_its_last_layer(wine):
@@ -187,7 +218,7 @@ def test_sharpened_vote_is_the_brier_best_power(wine, signal):
             best, best_score, best_Q = power, score, Q
     assert filt.vote_sharpness_ == {signal: best}
     np.testing.assert_allclose(filt.predicted_proba_, best_Q, rtol=1e-10)
-    np.testing.assert_allclose(filt.noise_scores_, _margin(best_Q, y))
+    np.testing.assert_allclose(filt.noise_scores_, _score(best_Q, y))
     assert raw_filt.vote_sharpness_ == {}
 
 
@@ -342,6 +373,8 @@ def test_metadata_routing(wine):
         (dict(signals=["margin"]), "signals"),
         (dict(temperature=0.0), "temperature"),
         (dict(sharpen_votes="yes"), "sharpen_votes"),
+        (dict(posterior_weight=1.5), "posterior_weight"),
+        (dict(posterior_weight="posterior"), "posterior_weight"),
         (dict(final_estimator="tree"), "final_estimator"),
     ],
 )
@@ -443,3 +476,67 @@ def test_default_detector_runs_on_small_data():
         filt = NoisyLabelFilter(cv=3, random_state=0).fit(d.data, d.target)
     assert filt.noise_scores_.shape == (150,)
     assert average_precision_score(d.is_noisy, filt.noise_scores_) > 0.5
+
+
+def test_posterior_under_symmetric_transition_ranks_like_given_probability():
+    from scipy.stats import rankdata
+
+    from skinfluence.estimators._noise_signals import label_error_posterior
+
+    rng = np.random.default_rng(0)
+    n, k, eps = 200, 4, 0.3
+    P = rng.dirichlet(np.ones(k), size=n)
+    y = rng.integers(0, k, n)
+    T = np.full((k, k), eps / (k - 1)) + (1 - eps - eps / (k - 1)) * np.eye(k)
+    post = label_error_posterior(P, y, T)
+    np.testing.assert_array_equal(rankdata(post), rankdata(1 - P[np.arange(n), y]))
+    # By hand for one row: sum_{j != y} P_j T[j, y] / sum_j P_j T[j, y].
+    w = P[0] * T[:, y[0]]
+    assert post[0] == pytest.approx(1 - w[y[0]] / w.sum())
+
+
+def test_noise_transition_recovers_planted_pair_flips():
+    from sklearn.datasets import make_blobs
+
+    from skinfluence.datasets import make_noisy_labels
+
+    centers = 6.0 * np.eye(4)
+    X, y_true = make_blobs(800, centers=centers, cluster_std=1.0, random_state=0)
+    y, flipped = make_noisy_labels(
+        X, y_true, 0.2, kind="pairs", pairs=[(0, 1), (2, 3)], random_state=0
+    )
+    filt = NoisyLabelFilter(lr(), signals=["proba"], n_repeats=1, random_state=0)
+    filt.fit(X, y)
+    # The transition of this very sample: true class j labelled c.
+    sample = np.array(
+        [[np.mean(y[y_true == j] == c) for c in range(4)] for j in range(4)]
+    )
+    assert sample[0, 1] > 0.15 and sample[0, 2] == 0
+    np.testing.assert_allclose(filt.noise_transition_.sum(axis=1), 1.0)
+    np.testing.assert_allclose(filt.noise_transition_, sample, atol=0.04)
+    assert average_precision_score(flipped, filt.noise_scores_) > 0.95
+
+
+def test_posterior_weight_mixes_margin_and_posterior(wine):
+    from skinfluence.estimators._noise_signals import (
+        label_error_posterior,
+        noise_transition,
+    )
+
+    common = dict(cv=3, n_repeats=1, signals=["proba"], random_state=0)
+    y_idx = np.searchsorted(np.unique(wine.target), wine.target)
+    fits = {
+        w: NoisyLabelFilter(lr(), posterior_weight=w, **common).fit(
+            wine.data, wine.target
+        )
+        for w in (0.0, 0.25, 1.0)
+    }
+    P = fits[0.0].predicted_proba_
+    margin = _margin(P, y_idx)
+    post = label_error_posterior(P, y_idx, noise_transition(P, y_idx))
+    np.testing.assert_allclose(fits[0.0].noise_scores_, margin)
+    np.testing.assert_allclose(fits[1.0].noise_scores_, post)
+    np.testing.assert_allclose(fits[0.25].noise_scores_, 0.75 * margin + 0.25 * post)
+    # "auto" is the Bayes decision on P whatever the weight.
+    for filt in fits.values():
+        np.testing.assert_array_equal(filt.label_issues_, P.argmax(axis=1) != y_idx)
