@@ -19,10 +19,10 @@ Contenders:
 
 * skinfluence ``InfluenceFunction`` with ``CGSolver()``,
   ``ArnoldiSolver(rank=--rank)`` (the defaults: a Krylov space of
-  ``rank + 10`` vectors on the Hessian of every training row, and the
-  per-layer gradient tail, ``tail="layer"``), ``-sample`` (the same with
-  the eigenpairs and the tail taken from the Hessian of ``--hessian-rows``
-  (4,096) random training rows; the same as the default below that many
+  ``rank + 10`` vectors and the per-layer gradient tail, ``tail="layer"``,
+  both from the Hessian of at most 4,096 random training rows,
+  ``hessian_rows=4096``), ``-full`` (the same on the Hessian of every
+  training row, ``hessian_rows=None``; the same as the default up to 4,096
   rows), ``-gradient`` (one tail value for all layers, ``tail="gradient"``,
   the default before ``"layer"``), ``-krylov2k`` (a Krylov space of
   ``2 * rank`` vectors) and ``EKFACSolver()``;
@@ -62,7 +62,7 @@ SCRIPT = os.path.abspath(__file__)
 OURS = [
     "skinfluence-cg",
     "skinfluence-arnoldi",
-    "skinfluence-arnoldi-sample",
+    "skinfluence-arnoldi-full",
     "skinfluence-arnoldi-gradient",
     "skinfluence-arnoldi-krylov2k",
     "skinfluence-ekfac",
@@ -114,8 +114,8 @@ def contender(name, args, module, X, y, Xq, yq):
         solver = {
             "skinfluence-cg": CGSolver(),
             "skinfluence-arnoldi": ArnoldiSolver(rank=args.rank),
-            "skinfluence-arnoldi-sample": ArnoldiSolver(
-                rank=args.rank, hessian_rows=args.hessian_rows
+            "skinfluence-arnoldi-full": ArnoldiSolver(
+                rank=args.rank, hessian_rows=None
             ),
             "skinfluence-arnoldi-gradient": ArnoldiSolver(
                 rank=args.rank, tail="gradient"
@@ -208,7 +208,7 @@ def _run(name, n_train, args):
         args.workdir,
         *passthrough(
             args,
-            ["n_query", "ref_queries", "damping", "rank", "hessian_rows", "threads"],
+            ["n_query", "ref_queries", "damping", "rank", "threads"],
         ),
     ]
     try:
@@ -341,12 +341,6 @@ def add_arguments(parser):
     parser.add_argument("--damping", type=float, default=0.5)
     parser.add_argument("--ref-queries", type=int, default=50)
     parser.add_argument("--rank", type=int, default=50)
-    parser.add_argument(
-        "--hessian-rows",
-        type=int,
-        default=4096,
-        help="rows of the Hessian sample of skinfluence-arnoldi-sample",
-    )
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument(
         "--reuse-reference",

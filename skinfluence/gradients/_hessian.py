@@ -1,5 +1,7 @@
 """Hessian-vector products and explicit Hessians of the training objective."""
 
+import contextlib
+
 import torch
 from torch.func import functional_call, grad
 
@@ -38,6 +40,9 @@ class HessianProblem:
         self.theta = layout.flatten({k: view.params[k] for k in layout.names})
         self._base = {k: v for k, v in view.params.items() if k not in layout.names}
         self.n_hvp = 0
+        # ``None``: every product redoes its forward and first backward
+        # pass; a dict while :meth:`reuse_graph` is active.
+        self._graphs = None
 
     @property
     def dtype(self):
@@ -67,15 +72,8 @@ class HessianProblem:
     def _chunks(self, n_vectors, rows=None, n_rows=None):
         n = self.X.shape[0] if n_rows is None else n_rows
         if rows is None:
-            # The working set per row is its activations (about the layer
-            # widths) per vector, not the parameter count.
             rows = self.budget.batch_rows(
-                (self.layout.factor_width + 256)
-                * max(1, n_vectors)
-                * self.theta.element_size()
-                * 4,
-                minimum=8,
-                maximum=n,
+                self._row_bytes() * max(1, n_vectors), minimum=8, maximum=n
             )
         for start in range(0, n, rows):
             yield slice(start, min(n, start + rows))
@@ -143,7 +141,12 @@ class HessianProblem:
         fixed cost per call is far below that of composed ``torch.func``
         transforms, which matters for the one-row products of LiSSA.
         """
-        names = self.layout.names
+        leaves, grads = self._graph(x, t, weight, with_penalty)
+        return self._second_backward(leaves, grads, U, False)
+
+    def _graph(self, x, t, weight, with_penalty):
+        """``(leaves, gradients)`` of one chunk's objective, the gradients
+        with their graph kept for second backward passes."""
         params, leaves = self._leaves()
         with torch.enable_grad():
             out = functional_call(self.view.module, params, (x,))
@@ -155,20 +158,97 @@ class HessianProblem:
             grads = torch.autograd.grad(
                 value, leaves, create_graph=True, allow_unused=True
             )
-            # A gradient that does not depend on the parameters contributes
-            # nothing to the Hessian.
-            keep = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
-            m = next(iter(U.values())).shape[0]
-            if not keep:
-                return torch.zeros(m, self.p, dtype=self.dtype, device=self.device)
-            res = torch.autograd.grad(
-                [grads[i] for i in keep],
-                leaves,
-                grad_outputs=[U[names[i]] for i in keep],
-                is_grads_batched=True,
-                allow_unused=True,
-            )
+        return leaves, grads
+
+    def _second_backward(self, leaves, grads, U, keep_graph):
+        """``H U`` on the sum scale from one chunk's gradient graph, for the
+        tangent dict ``U`` of ``m`` stacked vectors."""
+        names = self.layout.names
+        # A gradient that does not depend on the parameters contributes
+        # nothing to the Hessian.
+        keep = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
+        m = next(iter(U.values())).shape[0]
+        if not keep:
+            return torch.zeros(m, self.p, dtype=self.dtype, device=self.device)
+        with torch.enable_grad():
+            if m == 1 and keep_graph:
+                # One vector: a plain backward pass, which skips the cost of
+                # batching.
+                res = torch.autograd.grad(
+                    [grads[i] for i in keep],
+                    leaves,
+                    grad_outputs=[U[names[i]][0] for i in keep],
+                    retain_graph=True,
+                    allow_unused=True,
+                )
+                res = [None if r is None else r.unsqueeze(0) for r in res]
+            else:
+                res = torch.autograd.grad(
+                    [grads[i] for i in keep],
+                    leaves,
+                    grad_outputs=[U[names[i]] for i in keep],
+                    is_grads_batched=True,
+                    retain_graph=keep_graph,
+                    allow_unused=True,
+                )
         return self._flatten_batched(leaves, res, m)
+
+    def _row_bytes(self):
+        # The working set per row and vector is its activations (about the
+        # layer widths), not the parameter count.
+        return (self.layout.factor_width + 256) * self.theta.element_size() * 4
+
+    def graph_bytes(self, n_rows):
+        """Estimated memory of the kept graphs of ``n_rows`` rows (their
+        activations and first-backward intermediates)."""
+        return n_rows * self._row_bytes()
+
+    @contextlib.contextmanager
+    def reuse_graph(self):
+        """Within this block, repeated products over the same rows share one
+        forward pass and one first backward pass.
+
+        A product ``H v`` is a backward pass through the gradient's graph
+        with ``v`` as its output gradient, and that graph does not depend on
+        ``v``. Inside the block every chunk's graph is built once and kept,
+        so each further product costs only the second backward pass (about
+        two thirds of a full product on an MLP). The graphs are kept only
+        when twice their :meth:`graph_bytes` fits the memory budget;
+        otherwise the products run as outside the block. Results are the
+        same either way, up to floating-point summation order. Iterative
+        solvers (Lanczos, conjugate gradients) use it.
+        """
+        if self._graphs is not None:
+            yield self
+            return
+        self._graphs = {}
+        try:
+            yield self
+        finally:
+            self._graphs = None
+
+    def _cached_graphs(self, idx):
+        """The kept per-chunk graphs ``(leaves, gradients, n_rows)`` for the
+        rows ``idx`` (``None``: all rows), built on first use; ``None`` when
+        they would not fit the budget."""
+        entry = self._graphs.get("rows")
+        if entry is not None and entry[0] is idx:
+            return entry[1]
+        self._graphs.clear()
+        n_rows = self.X.shape[0] if idx is None else len(idx)
+        graphs = None
+        if self.budget.can_cache(2 * self.graph_bytes(n_rows)):
+            graphs = []
+            if idx is None:
+                for sl in self._chunks(1):
+                    graph = self._graph(self.X[sl], self.T[sl], 1.0, not graphs)
+                    graphs.append((*graph, sl.stop - sl.start))
+            else:
+                weight = self.X.shape[0] / len(idx)
+                graph = self._graph(self.X[idx], self.T[idx], weight, True)
+                graphs.append((*graph, len(idx)))
+        self._graphs["rows"] = (idx, graphs)
+        return graphs
 
     def hvp(self, V, rows=None, idx=None):
         """``H V^T`` row-wise: (k, p) products with the mean Hessian.
@@ -185,7 +265,24 @@ class HessianProblem:
         squeeze = V.dim() == 1
         V = V.reshape(-1, self.p).to(self.dtype)
         U = self.layout.unflatten(V)
-        if idx is None:
+        graphs = None
+        if self._graphs is not None and rows is None:
+            graphs = self._cached_graphs(idx)
+        if graphs is not None:
+            # The kept chunks are sized for one vector; many vectors go in
+            # groups whose batched pass fits the same chunk budget.
+            rows = max(n_rows for _, _, n_rows in graphs)
+            group = self.budget.rows_for(self._row_bytes() * rows)
+            parts = []
+            for start in range(0, V.shape[0], group):
+                Ug = {k: u[start : start + group] for k, u in U.items()}
+                out = None
+                for leaves, grads, _ in graphs:
+                    part = self._second_backward(leaves, grads, Ug, True)
+                    out = part if out is None else out + part
+                parts.append(out)
+            out = parts[0] if len(parts) == 1 else torch.cat(parts)
+        elif idx is None:
             out = None
             for sl in self._chunks(V.shape[0], rows):
                 part = self._hvp_pass(U, self.X[sl], self.T[sl], 1.0, out is None)

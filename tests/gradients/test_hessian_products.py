@@ -118,3 +118,67 @@ def test_objective_linear_in_parameters(penalty):
     torch.testing.assert_close(
         problem.hvp(V), V * diag.reshape(-1), rtol=1e-12, atol=1e-14
     )
+
+
+def _count_forwards(view):
+    calls = []
+    view.module.register_forward_hook(lambda *a: calls.append(1))
+    return calls
+
+
+def test_reused_graph_gives_the_same_products_with_one_forward_per_chunk():
+    view = _view()
+    X, T = _data()
+    layout = ParamLayout(view, view.select("all"), X[:2])
+    problem = HessianProblem(view, layout, X, T, budget=MemoryBudget(batch_size=7))
+    ref = _explicit_hessian(view, X, T, slice(None), 1.0)
+    idx = torch.tensor([3, 3, 17])
+    ref_rows = _explicit_hessian(view, X, T, idx, N / len(idx))
+    V = torch.randn(5, layout.p, dtype=torch.float64)
+    calls = _count_forwards(view)
+    with problem.reuse_graph():
+        for _ in range(3):
+            torch.testing.assert_close(problem.hvp(V), V @ ref, rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(
+                problem.hvp(V[1]), ref @ V[1], rtol=1e-10, atol=1e-12
+            )
+        # 30 rows in chunks of 7: five forward passes for six products.
+        assert len(calls) == 5
+        torch.testing.assert_close(
+            problem.hvp(V, idx=idx), V @ ref_rows, rtol=1e-10, atol=1e-12
+        )
+        torch.testing.assert_close(
+            problem.hvp(V, idx=idx), V @ ref_rows, rtol=1e-10, atol=1e-12
+        )
+        assert len(calls) == 6
+        torch.testing.assert_close(problem.hvp(V), V @ ref, rtol=1e-10, atol=1e-12)
+        assert len(calls) == 11
+    assert problem._graphs is None
+    problem.hvp(V)
+    assert len(calls) == 16
+    assert problem.n_hvp == 7 * 5 + 3
+
+
+def test_reused_graph_splits_many_vectors_and_respects_the_budget():
+    view = _view()
+    X, T = _data()
+    layout = ParamLayout(view, view.select("all"), X[:2])
+    row_bytes = HessianProblem(view, layout, X, T)._row_bytes()
+    ref = _explicit_hessian(view, X, T, slice(None), 1.0)
+    V = torch.randn(5, layout.p, dtype=torch.float64)
+    # Room for the kept graphs of all 30 rows, and for products of only two
+    # vectors at a time over a 7-row chunk.
+    fits = MemoryBudget(memory_budget=64 * row_bytes, batch_size=7)
+    # Too little room to keep the graphs: every product redoes its passes.
+    tight = MemoryBudget(memory_budget=40 * row_bytes, batch_size=7)
+    assert fits.rows_for(row_bytes * 7) == 2
+    for budget, forwards in [(fits, 5), (tight, 10)]:
+        problem = HessianProblem(view, layout, X, T, budget=budget)
+        calls = _count_forwards(view)
+        with problem.reuse_graph():
+            for _ in range(2):
+                torch.testing.assert_close(
+                    problem.hvp(V), V @ ref, rtol=1e-10, atol=1e-12
+                )
+        assert len(calls) == forwards
+        view.module._forward_hooks.clear()

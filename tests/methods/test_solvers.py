@@ -130,6 +130,20 @@ def test_arnoldi_subspace_matches_eigendecomposition(mlp_data):
     np.testing.assert_allclose(self_inf, ref_self, atol=1e-8 * np.abs(ref_self).max())
 
 
+def test_arnoldi_samples_rows_only_above_hessian_rows(mlp_data):
+    est, X, y = mlp_data
+    n = len(X)
+    assert ArnoldiSolver().hessian_rows == 4096 > n
+    for rows, sampled in [(None, False), (n, False), (n - 1, True)]:
+        s, _, _ = _scores(est, X, y, ArnoldiSolver(rank=5, hessian_rows=rows), 0.2)
+        idx = s.method_.solver_.hessian_indices_
+        assert (idx is not None) == sampled
+        if sampled:
+            assert len(np.unique(idx)) == n - 1
+    s, _, _ = _scores(est, X, y, ArnoldiSolver(rank=5), 0.2)
+    assert s.method_.solver_.hessian_indices_ is None
+
+
 def test_arnoldi_on_a_row_sample_inverts_the_sampled_hessian(mlp_data):
     est, X, y = mlp_data
     damping, m = 0.2, 40

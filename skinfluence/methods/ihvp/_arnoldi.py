@@ -84,26 +84,46 @@ class ArnoldiSolver(BaseSolver):
     n_probes : int >= 1, default=4
         Probes of the ``"gradient"`` and ``"mean"`` estimates (one
         Hessian-vector product each).
-    hessian_rows : int >= 1 or None, default=None
-        Estimate the eigenpairs (and the tail) from the Hessian of this many
-        training rows drawn at random without replacement (rescaled to the
-        mean objective), as LiSSA samples its mini-batches; ``None`` uses
-        every row. Each Hessian-vector product then costs ``hessian_rows /
-        n_train`` of a full one, at a small loss of agreement with a
-        converged solve (``benchmarks/speed_if.py`` measures both); the
-        training rows' coordinates and the influence scores still use every
-        row.
+    hessian_rows : int >= 1 or None, default=4096
+        Estimate the eigenpairs (and the tail) from the Hessian of at most
+        this many training rows, drawn at random without replacement
+        (rescaled to the mean objective), as LiSSA samples its mini-batches;
+        ``None`` uses every row, and so does any training set of at most
+        ``hessian_rows`` rows. Each Hessian-vector product then costs
+        ``hessian_rows / n_train`` of a full one; the training rows'
+        coordinates and the influence scores still use every row. The
+        default keeps the cost of the fit from growing with ``n_train``
+        past 4,096 rows at a small loss of agreement with a converged
+        solve, measured as the mean Pearson correlation over 20 queries
+        (``rank=50``):
+
+        =====================================  =======  ======  ======  ======
+        problem                                damping  all     4,096   2,048
+        =====================================  =======  ======  ======  ======
+        speed_if.py MLP, 8,000 rows            0.5      0.9929  0.9927
+        speed_if.py MLP, 32,000 rows           0.5              0.9925
+        16,000-row ``MLPClassifier((64,))``    0.01     0.6894  0.6834  0.6750
+        the same                               0.1      0.9337  0.9327  0.9260
+        =====================================  =======  ======  ======  ======
+
+        (the reference is a float64 CG solve on the speed_if.py MLP, an
+        exact solve on the 4-class ``make_classification`` problem of the
+        third row, where rank 50 rather than the sample limits the
+        agreement). 2,048 rows cost up to twice as much agreement.
     block_size : int >= 1, default=1
         Krylov vectors added per pass over the data (block Lanczos, with a
         Rayleigh-Ritz step on the whole basis): their Hessian-vector
-        products share one forward and backward pass. ``1`` is the plain
-        Lanczos recurrence, the default: on the MLP of
-        ``benchmarks/speed_if.py`` (one CPU thread) a batched pass of 8
-        products cost 34 ms per product against 40 ms for single ones, and a
-        block Krylov space of the same size agreed slightly less with a
-        converged solve (Pearson 0.9899 against 0.9916), so blocks pay off
-        only where one product leaves the hardware idle (small batches of
-        rows, many cores or a GPU).
+        products share one pass over the data. ``1`` is the plain Lanczos
+        recurrence, the default: on the MLP of ``benchmarks/speed_if.py``
+        (2,000 rows, one CPU thread) a batched pass of 8 products cost 34 ms
+        per product against 40 ms for single ones when every product redid
+        its forward pass, and a block Krylov space of the same size agreed
+        slightly less with a converged solve (Pearson 0.9899 against
+        0.9916). Now the products of a fit share one forward and first
+        backward pass (``HessianProblem.reuse_graph``), which brought a
+        single product there to about 24 ms, so blocks pay off only where one
+        product leaves the hardware idle (small batches of rows, many cores
+        or a GPU).
 
     Attributes
     ----------
@@ -159,7 +179,7 @@ class ArnoldiSolver(BaseSolver):
         oversampling=10,
         tail="layer",
         n_probes=4,
-        hessian_rows=None,
+        hessian_rows=4096,
         block_size=BLOCK,
         start="random",
     ):
@@ -188,9 +208,34 @@ class ArnoldiSolver(BaseSolver):
         seed = None
         if self.start == "gradient":
             seed = problem.signed_gradients(self.block_size, generator)
-        evals, U = _lanczos(
-            problem, min(p, rank + self.oversampling), generator, self.block_size, seed
-        )
+        with problem.reuse_graph():
+            evals, U = _lanczos(
+                problem,
+                min(p, rank + self.oversampling),
+                generator,
+                self.block_size,
+                seed,
+            )
+            fits = self._fit_tail(problem, full, damping, generator, evals, U, rank)
+        evals, U, c, tails, shifts = fits
+        self.eigenvalues_ = evals.cpu().numpy()
+        self.tail_eigenvalue_ = c
+        self.tail_eigenvalues_ = tails.numpy()
+        self._U = U.to(problem.dtype)
+        self._inverse = 1.0 / (evals + self.damping_)
+        self._shifts = shifts
+        self._segments = full.layout.segments
+        uniform = bool((shifts == shifts[0]).all())
+        self._shift = float(shifts[0]) if uniform else None
+        self._weights = None
+        if uniform:
+            self._weights = (self._inverse - self._shift).to(problem.dtype)
+        self.n_hvp_ = problem.n_hvp - start
+
+    def _fit_tail(self, problem, full, damping, generator, evals, U, rank):
+        """The damping, the top ``rank`` Ritz pairs and the tail eigenvalues
+        (with the tail's shifts), checked for a positive-definite system."""
+        p = problem.p
         # The Krylov space's extreme Ritz values decide whether "auto" damping
         # must be lifted above an indefinite Hessian's smallest eigenvalue.
         self.damping_ = resolve_damping(
@@ -225,19 +270,7 @@ class ArnoldiSolver(BaseSolver):
                 f"indefinite. Add damping: set damping above "
                 f"{max(-float(evals.min()), 0):.3g} (method__damping)."
             )
-        self.eigenvalues_ = evals.cpu().numpy()
-        self.tail_eigenvalue_ = c
-        self.tail_eigenvalues_ = tails.numpy()
-        self._U = U.to(problem.dtype)
-        self._inverse = 1.0 / (evals + self.damping_)
-        self._shifts = shifts
-        self._segments = segments
-        uniform = bool((shifts == shifts[0]).all())
-        self._shift = float(shifts[0]) if uniform else None
-        self._weights = None
-        if uniform:
-            self._weights = (self._inverse - self._shift).to(problem.dtype)
-        self.n_hvp_ = problem.n_hvp - start
+        return evals, U, c, tails, shifts
 
     def _tail_eigenvalues(self, problem, U, generator, segments):
         """``c`` (the eigenvalue assumed outside the basis ``U``, see above)
@@ -357,6 +390,9 @@ class _RowSample:
     @property
     def n_hvp(self):
         return self._problem.n_hvp
+
+    def reuse_graph(self):
+        return self._problem.reuse_graph()
 
     def hvp(self, V):
         return self._problem.hvp(V, idx=self._idx)

@@ -100,6 +100,11 @@ class CGSolver(BaseSolver):
         return self._problem.hvp(P) + self.damping_ * P
 
     def _solve(self, V):
+        # Every iteration multiplies by the Hessian of the same rows.
+        with self._problem.reuse_graph():
+            return self._iterate(V)
+
+    def _iterate(self, V):
         problem = self._problem
         B = V.to(device=problem.device, dtype=problem.dtype)
         X = torch.zeros_like(B)
