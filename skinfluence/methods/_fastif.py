@@ -365,9 +365,9 @@ class FastIF(BaseInfluenceMethod):
         sl, sub, G = self._retrieval
         V = PQ[:, sl].to(G.factors[0][0].dtype)
         m, k, n = V.shape[0], self.n_neighbors_, G.n
-        # dot_flat's working set per training row: an (m, out) block per
-        # Linear group, and a few (m,) rows of products.
-        width = sum(g.out for g in sub.groups) + 4
+        # dot_flat's working set per training row: an (m, narrower factor)
+        # block per Linear group, and a few (m,) rows of products.
+        width = sum(min(g.out, g.cols) for g in sub.groups) + 4
         step = ctx.budget.rows_for(m * width * V.element_size())
         vals = V.new_empty(m, 0)
         idx = torch.empty(m, 0, dtype=torch.long, device=V.device)
