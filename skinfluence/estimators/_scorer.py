@@ -1,5 +1,6 @@
 """InfluenceScorer: per-row influence of training rows as an estimator."""
 
+import contextlib
 import numbers
 
 import numpy as np
@@ -522,16 +523,26 @@ class InfluenceScorer(BaseEstimator):
         results = []
         n = query.X.shape[0]
         step = max(ctx.chunk, 1024)
-        for start in range(0, n, step):
-            sl = slice(start, min(n, start + step))
-            sub = Query(
-                query.X[sl],
-                query.T[sl],
-                measure=query.measure,
-                weights=None if query.weights is None else query.weights[sl],
-                transform=query.transform,
-            )
-            results.append(stream_influence(self.method_, ctx, sub, reducer_for(sl)))
+        # A method whose scores of a row depend on the rows scored with it
+        # (FastIF's shared candidates) sees the blocks as one query set.
+        query_set = getattr(self.method_, "_query_set", None)
+        if query_set is None or n <= step:
+            scope = contextlib.nullcontext()
+        else:
+            scope = query_set(ctx, query, step)
+        with scope:
+            for start in range(0, n, step):
+                sl = slice(start, min(n, start + step))
+                sub = Query(
+                    query.X[sl],
+                    query.T[sl],
+                    measure=query.measure,
+                    weights=None if query.weights is None else query.weights[sl],
+                    transform=query.transform,
+                )
+                results.append(
+                    stream_influence(self.method_, ctx, sub, reducer_for(sl))
+                )
         return results
 
     def features(self, X):

@@ -84,9 +84,18 @@ class RowGrads:
         for (A, D), s, g in zip(
             self.factors, self.layout.group_slices, self.layout.groups
         ):
-            Vb = V[:, s].reshape(m * g.out, g.cols)
-            T = (A @ Vb.T).reshape(self.n, m, g.out)
-            parts.append(torch.einsum("nmo,no->nm", T, D))
+            # One matrix product over the wider factor, then a row-wise
+            # contraction with the narrower one: the product runs over the
+            # longer inner dimension and the intermediate (n, m, narrower)
+            # is the smaller one.
+            if g.cols >= g.out:
+                Vb = V[:, s].reshape(m * g.out, g.cols)
+                T = (A @ Vb.T).reshape(self.n, m, g.out)
+                parts.append(torch.einsum("nmo,no->nm", T, D))
+            else:
+                Vb = V[:, s].reshape(m, g.out, g.cols).transpose(0, 1)
+                T = (D @ Vb.reshape(g.out, m * g.cols)).reshape(self.n, m, g.cols)
+                parts.append(torch.einsum("nmc,nc->nm", T, A))
         if self.dense is not None:
             parts.append(self.dense @ V[:, self.layout.dense_start :].T)
         if per_segment:

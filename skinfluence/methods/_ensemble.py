@@ -1,15 +1,74 @@
 """IP ensemble: inner products summed over perturbed copies of the model."""
 
+import contextlib
 import numbers
+import warnings
 
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ..exceptions import SkinfluenceWarning
 from ..utils._torch import draw_seed, make_generator
 from ._base import BaseInfluenceMethod
 from ._projected import PROJECTION_CONSTRAINT, PROJECTION_DIM_DOC
 
-__all__ = ["IPEnsemble"]
+__all__ = ["IPEnsemble", "damping_lift_recorder", "warn_damping_lifts"]
+
+
+def _is_lift(record):
+    """Whether a recorded warning is the indefinite-Hessian damping lift of
+    ``damping="auto"`` (``skinfluence.methods.ihvp.resolve_damping``)."""
+    text = str(record.message)
+    return (
+        issubclass(record.category, SkinfluenceWarning)
+        and "indefinite" in text
+        and "lifted" in text
+    )
+
+
+@contextlib.contextmanager
+def damping_lift_recorder(lifted, say_lift):
+    """Fit one member of an ensemble and note whether its damping was lifted.
+
+    Appends ``True`` to ``lifted`` when the code in the block warned that
+    ``damping="auto"`` lifted the damping of an indefinite Hessian, else
+    ``False``. Every other warning is passed on unchanged, and so is the
+    lift warning when ``say_lift`` (a single model); an ensemble says its
+    members' lifts once, with :func:`warn_damping_lifts`.
+    """
+    records = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            # Record everything, whatever the caller's filters: they apply
+            # when the warnings are passed on below.
+            warnings.simplefilter("always")
+            records = caught
+            yield
+        lifted.append(any(_is_lift(r) for r in records))
+    finally:
+        for r in records:
+            if say_lift or not _is_lift(r):
+                warnings.warn_explicit(r.message, r.category, r.filename, r.lineno)
+
+
+def warn_damping_lifts(lifted, dampings, stacklevel=2):
+    """One warning for the members of an ensemble whose ``damping="auto"``
+    was lifted above an indefinite Hessian's smallest eigenvalue: how many,
+    and the range of the lifted dampings (each ``3 * |smallest|``)."""
+    values = [d for d, up in zip(dampings, lifted) if up]
+    if not values:
+        return
+    lo, hi = min(values), max(values)
+    span = f"{lo:.3g}" if f"{lo:.3g}" == f"{hi:.3g}" else f"{lo:.3g} to {hi:.3g}"
+    warnings.warn(
+        f"The Hessian is indefinite in {len(values)} of the {len(lifted)} models "
+        f"averaged: damping='auto' lifted their damping to {span} (3 x the "
+        "magnitude of each model's smallest eigenvalue; per model in dampings_, "
+        "and which were lifted in lifted_) so that every H + damping*I is "
+        "positive definite. Pass damping=<float> to choose it yourself.",
+        SkinfluenceWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def _local_generator(random_state, ctx):

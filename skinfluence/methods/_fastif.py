@@ -1,8 +1,10 @@
 """FastIF: influence functions on the nearest training rows only."""
 
+import contextlib
 import dataclasses
 import numbers
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -11,6 +13,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..exceptions import SkinfluenceWarning
 from ..gradients import ParamLayout, RowGrads, row_gradients
+from ..utils._torch import make_generator
 from ._base import BaseInfluenceMethod, ChunkPlan
 from .ihvp import LissaSolver
 from .ihvp._base import extreme_eigenvalues, indefinite_damping
@@ -64,7 +67,13 @@ class FastIF(BaseInfluenceMethod):
         ``"gradients"`` the rows ranked by their largest ``|influence|`` on
         any of the queries, each relative to that query's largest).
         ``"each"``: every query row gets its own candidates; the gradients of
-        the union of candidates are computed once.
+        the union of candidates are computed once. The queries passed
+        together are all the rows of one ``influence`` call, also when
+        :class:`InfluenceScorer` scores them in several blocks (more than
+        ``max(1024, rows per chunk)`` rows): the candidates, and so the
+        scores, do not depend on the blocks. With ``"mean"`` and
+        ``"gradients"``, such a query set is solved twice (once to find the
+        shared candidates, once to score them).
     damping : float >= 0 or "auto", default="auto"
         ``H + damping I`` is inverted. ``"auto"`` is the paper's recursion
         damping, ``5e-3 * scale`` (with the scale chosen before damping is
@@ -102,8 +111,10 @@ class FastIF(BaseInfluenceMethod):
     solver_ : LissaSolver
         The fitted LiSSA solver (its mini-batches are drawn once in ``fit``).
     candidates_ : ndarray of shape (n_query, k)
-        The ``k = n_neighbors_`` training-row indices scored for each row of the last
-        :meth:`influence` call (identical rows with ``search="mean"``).
+        The ``k = n_neighbors_`` training-row indices scored for each row of
+        the last :meth:`influence` call, every row of it (identical rows
+        with ``search="mean"``), in decreasing order of the retrieval score
+        with ``candidates="gradients"`` and of nearness with ``"features"``.
 
     Notes
     -----
@@ -219,6 +230,16 @@ class FastIF(BaseInfluenceMethod):
             scale=self.scale,
             n_chains=self.n_chains,
         )
+        # The mini-batches get a generator of their own, seeded before the
+        # spectrum estimates: those draw their random start vectors chunk by
+        # chunk, so whatever follows them on a shared generator would change
+        # with memory_budget and batch_size.
+        batches = SimpleNamespace(
+            generator=make_generator(
+                ctx.random_state if ctx.generator is None else ctx.generator
+            ),
+            n_jobs=ctx.n_jobs,
+        )
         damping = 0.0 if isinstance(self.damping, str) else float(self.damping)
         scale, top = solver.scale_rule(problem, damping, ctx.generator)
         if isinstance(self.damping, str):
@@ -241,7 +262,7 @@ class FastIF(BaseInfluenceMethod):
                 # Keep scale above the top eigenvalue once damping is added.
                 scale += 2 * damping
         self.solver_ = solver.set_params(scale=scale).fit(
-            problem, damping, ctx, top_eigenvalue=top
+            problem, damping, batches, top_eigenvalue=top
         )
         self.damping_ = self.solver_.damping_
 
@@ -299,7 +320,11 @@ class FastIF(BaseInfluenceMethod):
         Q = ctx.query_grads(query)
         m = Q.n
         shared = query.aggregate or self.search == "mean"
-        if self.candidates == "features":
+        fixed = getattr(self, "_set_candidates", None)
+        if fixed is not None and shared:
+            # One block of a larger query set: the whole set's candidates.
+            candidates = np.repeat(fixed[None], m, axis=0)
+        elif self.candidates == "features":
             feats = self._features(ctx, query.X)
             if shared:
                 nearest = self.nn_.kneighbors(
@@ -309,9 +334,13 @@ class FastIF(BaseInfluenceMethod):
             else:
                 candidates = self.nn_.kneighbors(feats, return_distance=False)
         PQ = self.solver_.solve(Q.materialise())
-        if self.candidates == "gradients":
-            candidates = self._retrieve(PQ, shared)
-        self.candidates_ = candidates
+        if self.candidates == "gradients" and (fixed is None or not shared):
+            candidates = self._retrieve(ctx, PQ, shared)
+        blocks = getattr(self, "_block_candidates", None)
+        if blocks is None:
+            self.candidates_ = candidates
+        else:
+            blocks.append(candidates)
         return ChunkPlan(
             m=m,
             kernel=_candidate_block,
@@ -319,17 +348,106 @@ class FastIF(BaseInfluenceMethod):
             chunks=_candidate_chunks(ctx, candidates),
         )
 
-    def _retrieve(self, PQ, shared):
+    def _retrieve(self, ctx, PQ, shared):
         """Top ``n_neighbors_`` training rows per query by ``|influence|`` on
         the last Linear layer (one shared set when ``shared``)."""
-        sl, _, G = self._retrieval
-        approx = G.dot_flat(PQ[:, sl].to(G.factors[0][0].dtype)).abs().T  # (m, n)
-        k = self.n_neighbors_
-        if shared:
-            rel = approx / approx.amax(1, keepdim=True).clamp_min(1e-300)
-            top = torch.topk(rel.amax(0), k, sorted=True).indices
-            return np.repeat(top.cpu().numpy()[None], PQ.shape[0], axis=0)
-        return torch.topk(approx, k, dim=1, sorted=True).indices.cpu().numpy()
+        vals, idx = self._top_per_query(ctx, PQ)
+        if not shared:
+            return idx.cpu().numpy()
+        top = self._shared_top(vals, idx)
+        return np.repeat(top[None], PQ.shape[0], axis=0)
+
+    def _top_per_query(self, ctx, PQ):
+        """``(values, indices)``, each (m, k): every query's ``k`` training
+        rows of largest ``|influence|`` on the last Linear layer, largest
+        first. The products are taken chunk by chunk of training rows under
+        the memory budget, with a running top ``k``."""
+        sl, sub, G = self._retrieval
+        V = PQ[:, sl].to(G.factors[0][0].dtype)
+        m, k, n = V.shape[0], self.n_neighbors_, G.n
+        # dot_flat's working set per training row: an (m, narrower factor)
+        # block per Linear group, and a few (m,) rows of products.
+        width = sum(min(g.out, g.cols) for g in sub.groups) + 4
+        step = ctx.budget.rows_for(m * width * V.element_size())
+        vals = V.new_empty(m, 0)
+        idx = torch.empty(m, 0, dtype=torch.long, device=V.device)
+        for start in range(0, n, step):
+            rows = slice(start, min(n, start + step))
+            block = G.rows(rows).dot_flat(V).abs().T  # (m, rows)
+            cols = torch.arange(rows.start, rows.stop, device=V.device)
+            vals = torch.cat([vals, block], 1)
+            idx = torch.cat([idx, cols.expand(m, -1)], 1)
+            top = torch.topk(vals, min(k, vals.shape[1]), dim=1, sorted=True)
+            vals, idx = top.values, idx.gather(1, top.indices)
+        return vals, idx
+
+    def _shared_top(self, vals, idx):
+        """The ``k`` training rows of largest relative score ``max_q |s_qj| /
+        max_i |s_qi|`` from every query's top ``k`` (``_top_per_query``).
+        Those are enough: a row among the ``k`` best is among the ``k`` best
+        of the query that attains its score (otherwise ``k`` rows of that
+        query score higher)."""
+        rel = vals / vals[:, :1].clamp_min(1e-300)
+        best = torch.full(
+            (self.n_train_,), -torch.inf, dtype=rel.dtype, device=rel.device
+        )
+        best.scatter_reduce_(0, idx.reshape(-1), rel.reshape(-1), reduce="amax")
+        return torch.topk(best, self.n_neighbors_, sorted=True).indices.cpu().numpy()
+
+    # ------------------------------------------------------ query sets
+    @contextlib.contextmanager
+    def _query_set(self, ctx, query, step):
+        """Score ``query`` in blocks of ``step`` rows as one query set.
+
+        Inside the block, :meth:`influence` calls on blocks of ``query``
+        (in order) see the candidates of the whole set: with
+        ``search="mean"`` the set's one shared candidate set, found before
+        the first block; with ``"each"`` every row's own. On leaving it,
+        ``candidates_`` holds the candidates of every row of ``query``, so
+        neither the scores nor ``candidates_`` depend on how the rows were
+        split into blocks (the block size follows ``memory_budget``).
+        Finding the shared set of gradient candidates solves every block
+        once more (the blocks' solved queries are not kept, to stay within
+        the memory budget).
+        """
+        self._attach(ctx)
+        wctx = self._working_context(ctx)
+        shared = self.search == "mean" and not query.aggregate
+        self._set_candidates = (
+            self._query_set_candidates(wctx, query, step) if shared else None
+        )
+        self._block_candidates = []
+        try:
+            yield self
+            if self._block_candidates:
+                self.candidates_ = np.concatenate(self._block_candidates)
+        finally:
+            self._set_candidates = self._block_candidates = None
+
+    def _query_set_candidates(self, ctx, query, step):
+        """The shared candidates, shape (k,), of all rows of ``query``."""
+        if query.transform is not None:
+            X = query.transform(ctx.view, None, query.X, query.T)
+            query = dataclasses.replace(query, X=X, transform=None)
+        if self.candidates == "features":
+            feats = self._features(ctx, query.X)
+            return self.nn_.kneighbors(
+                feats.mean(0, keepdims=True), return_distance=False
+            )[0]
+        parts = []
+        for start in range(0, query.X.shape[0], step):
+            rows = slice(start, start + step)
+            block = dataclasses.replace(
+                query,
+                X=query.X[rows],
+                T=query.T[rows],
+                weights=None if query.weights is None else query.weights[rows],
+            )
+            Q = ctx.query_grads(block)
+            parts.append(self._top_per_query(ctx, self.solver_.solve(Q.materialise())))
+        return self._shared_top(
+            torch.cat([v for v, _ in parts]), torch.cat([i for _, i in parts])
+        )
 
 
 def _candidate_chunks(ctx, candidates):

@@ -8,6 +8,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..gradients import HessianProblem, RowGrads
 from ._base import BaseInfluenceMethod
+from ._ensemble import damping_lift_recorder, warn_damping_lifts
 from .ihvp import SOLVERS, BaseSolver, get_solver
 
 __all__ = ["AUTO_N_ESTIMATORS", "InfluenceFunction"]
@@ -100,6 +101,11 @@ class InfluenceFunction(BaseInfluenceMethod):
         The number of models averaged (``"auto"`` resolved).
     dampings_ : list of float
         The damping of every model (the fitted model first).
+    lifted_ : list of bool
+        Per model, whether ``damping="auto"`` was lifted above its
+        indefinite Hessian's smallest eigenvalue. An ensemble says so in one
+        warning (how many models, and the range of their dampings); a single
+        model in its own.
     solvers_ : list of solver objects
         The fitted solver of every member.
     solver_ : solver object
@@ -186,13 +192,20 @@ class InfluenceFunction(BaseInfluenceMethod):
     def _prepare(self, ctx, c, params):
         solver = get_solver(self.solver)
         problem = self._problem_at(ctx, params)
-        damping = solver.fit(problem, self.damping, ctx).damping_
+        n_models = len(self.param_sets_)
+        if c == 0:
+            self.lifted_ = []
+        # An ensemble says its members' damping lifts in one warning.
+        with damping_lift_recorder(self.lifted_, say_lift=n_models == 1):
+            damping = solver.fit(problem, self.damping, ctx).damping_
         if c == 0:
             self.solver_, self.damping_ = solver, damping
             self.solvers_, self.dampings_ = [], []
             self._train_embed = {}
         self.solvers_.append(solver)
         self.dampings_.append(damping)
+        if n_models > 1 and c == n_models - 1:
+            warn_damping_lifts(self.lifted_, self.dampings_, stacklevel=5)
         self._maybe_cache(ctx, c, params)
         if self.solver_.low_rank and len(self.param_sets_) == 1:
             # g^T P g' = C(g)^T K C(g') + g^T S g' (low rank plus a block

@@ -28,11 +28,13 @@ class _Mixed(nn.Module):
 
     def __init__(self, d=5, k=3):
         super().__init__()
-        self.inp = nn.Linear(d, 6)
-        self.norm = nn.LayerNorm(6)
-        self.shared = nn.Linear(6, 6, bias=False)
+        # Wider than its input (the products over ``D`` first), and a head
+        # narrower than its input (the products over ``A`` first).
+        self.inp = nn.Linear(d, 8)
+        self.norm = nn.LayerNorm(8)
+        self.shared = nn.Linear(8, 8, bias=False)
         self.temperature = nn.Parameter(torch.tensor(0.7))
-        self.head = nn.Linear(6, k)
+        self.head = nn.Linear(8, k)
 
     def forward(self, x):
         h = torch.tanh(self.norm(self.inp(x)))
@@ -105,6 +107,7 @@ def test_factorised_and_materialised_gradients_agree():
     Q1 = row_gradients(view, fact, Xq, Tq)
     Q2 = row_gradients(view, flat, Xq, Tq)
     assert G1.factors and G2.dense is not None and not G2.factors
+    assert {g.cols < g.out for g in fact.groups} == {True, False}
 
     # materialise: the same gradient for every parameter.
     n1, n2 = _by_name(fact, G1.materialise()), _by_name(flat, G2.materialise())
@@ -122,6 +125,10 @@ def test_factorised_and_materialised_gradients_agree():
     torch.testing.assert_close(Q1.dot(G1), Q1.materialise() @ M1.T, rtol=1e-12, atol=0)
     torch.testing.assert_close(G1.sq_norms(), (M1**2).sum(1), rtol=1e-12, atol=0)
     torch.testing.assert_close(G1.dot_flat(V), M1 @ V.T, rtol=1e-12, atol=1e-13)
+    for part, seg in zip(G1.dot_flat(V, per_segment=True), fact.segments):
+        torch.testing.assert_close(
+            part, M1[:, seg] @ V[:, seg].T, rtol=1e-12, atol=1e-13
+        )
     # flat RowGrads behave like structured ones.
     F1 = RowGrads.from_flat(fact, M1)
     torch.testing.assert_close(Q1.dot(F1), Q1.dot(G1), rtol=1e-12, atol=1e-14)

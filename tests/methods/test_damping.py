@@ -278,3 +278,57 @@ def test_bad_n_estimators_names_the_parameter(indefinite_mlp, bad):
     scorer = InfluenceScorer(est, method=InfluenceFunction(n_estimators=bad))
     with pytest.raises(ValueError, match="n_estimators"):
         scorer.fit(X, y)
+
+
+def _lift_warnings(records):
+    return [
+        w
+        for w in records
+        if issubclass(w.category, SkinfluenceWarning) and "lifted" in str(w.message)
+    ]
+
+
+def test_ensemble_says_its_damping_lifts_in_one_warning(indefinite_mlp):
+    import warnings
+
+    est, X, y = indefinite_mlp
+    scorer = InfluenceScorer(
+        est, method=InfluenceFunction(), dtype="float64", random_state=0
+    )
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        scorer.fit(X, y)
+    method = scorer.method_
+    assert method.n_estimators_ == AUTO_N_ESTIMATORS
+    # Reference: each member's exact spectrum. A member is lifted when its
+    # smallest eigenvalue is negative, to 3 x its magnitude.
+    smallest = np.array([float(s.eigenvalues_[0]) for s in method.solvers_])
+    np.testing.assert_array_equal(method.lifted_, smallest < 0)
+    lifted = np.array(method.dampings_)[method.lifted_]
+    assert len(lifted) >= 2  # the case of the warning to aggregate
+    np.testing.assert_allclose(
+        lifted, INDEFINITE_FACTOR * -smallest[smallest < 0], rtol=1e-10
+    )
+    (warning,) = _lift_warnings(records)
+    text = str(warning.message)
+    assert f"{len(lifted)} of the {AUTO_N_ESTIMATORS} models" in text
+    assert f"{lifted.min():.3g} to {lifted.max():.3g}" in text
+    assert warning.filename == __file__  # points at the caller's fit
+
+
+def test_single_model_says_its_damping_lift_as_before(indefinite_mlp):
+    import warnings
+
+    est, X, y = indefinite_mlp
+    scorer = InfluenceScorer(
+        est, method=InfluenceFunction(n_estimators=1), dtype="float64"
+    )
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        scorer.fit(X, y)
+    (warning,) = _lift_warnings(records)
+    smallest = float(scorer.method_.solver_.eigenvalues_[0])
+    assert f"smallest eigenvalue about {smallest:.3g}" in str(warning.message)
+    assert "convex default" in str(warning.message)
+    assert scorer.method_.lifted_ == [True]
+    assert scorer.method_.damping_ == pytest.approx(INDEFINITE_FACTOR * -smallest)

@@ -252,3 +252,105 @@ def test_scorer_end_to_end():
 )
 def test_estimator_checks_with_fastif(estimator, check):
     check(estimator)
+
+
+def test_fit_does_not_depend_on_the_memory_budget(mlp):
+    import dataclasses
+
+    from skinfluence.gradients._engine import row_work_bytes
+    from skinfluence.utils._torch import CHUNK_SHARE, make_generator
+
+    _, _, scorer = mlp
+    ctx = scorer._context()
+    least = row_work_bytes(ctx.layout, ctx.view.dtype) * CHUNK_SHARE
+    fits = []
+    for budget in (None, least):
+        c = dataclasses.replace(ctx, memory_budget=budget, generator=make_generator(0))
+        fast = FastIF(30, depth=20, batch_size=2).fit(c)
+        fits.append((c, fast, fast.influence(c, _query(c, [1, 2, 7])).numpy()))
+    (big, a, Sa), (small, b, Sb) = fits
+    assert small.chunk < big.chunk and small.chunk < ctx.n_train <= big.chunk
+    # The same random stream: the same mini-batches, the same operator.
+    assert torch.equal(a.solver_.batches_[0], b.solver_.batches_[0])
+    assert b.solver_.scale_ == pytest.approx(a.solver_.scale_, rel=1e-10)
+    assert b.damping_ == pytest.approx(a.damping_, rel=1e-10)
+    np.testing.assert_array_equal(b.candidates_, a.candidates_)
+    np.testing.assert_allclose(Sb, Sa, rtol=1e-8, atol=1e-14, equal_nan=True)
+
+
+@pytest.mark.parametrize("search", ["each", "mean"])
+def test_gradient_search_is_chunked_under_the_memory_budget(mlp, monkeypatch, search):
+    import dataclasses
+
+    from skinfluence.gradients import RowGrads
+    from skinfluence.gradients._engine import row_work_bytes
+    from skinfluence.utils._torch import CHUNK_SHARE
+
+    X, y, scorer = mlp
+    ctx = scorer._context()
+    k, rows = 15, [3, 40, 77, 101]
+    fast = FastIF(k, search=search, depth=3, batch_size="all").fit(ctx)
+    query = _query(ctx, rows)
+    whole = fast.influence(ctx, query).numpy()
+    expected = fast.candidates_.copy()
+    # The smallest budget the context accepts: the retrieval then takes the
+    # training rows a few at a time.
+    least = row_work_bytes(ctx.layout, ctx.view.dtype) * CHUNK_SHARE
+    small = dataclasses.replace(ctx, memory_budget=least)
+    sub, sizes, dot_flat = fast._retrieval[1], [], RowGrads.dot_flat
+
+    def spy(self, V, per_segment=False):
+        if self.layout is sub:
+            sizes.append(self.n)
+        return dot_flat(self, V, per_segment)
+
+    monkeypatch.setattr(RowGrads, "dot_flat", spy)
+    got = fast.influence(small, query).numpy()
+    assert len(sizes) > 1 and sum(sizes) == ctx.n_train  # every row, in chunks
+    np.testing.assert_array_equal(fast.candidates_, expected)
+    np.testing.assert_allclose(got, whole, rtol=1e-12, equal_nan=True)
+    # Independent reference: the float64 last-layer influences of every row.
+    PQ = fast.solver_.solve(ctx.query_grads(query).materialise())
+    ref = _last_layer_influence(scorer, X, y, PQ.double()).abs().numpy()
+    if search == "mean":
+        ref = np.repeat((ref / ref.max(1, keepdims=True)).max(0)[None], len(rows), 0)
+    for i in range(len(rows)):
+        top = set(np.argsort(-ref[i], kind="stable")[:k].tolist())
+        assert set(fast.candidates_[i].tolist()) == top
+
+
+@pytest.mark.parametrize("candidates", ["gradients", "features"])
+@pytest.mark.parametrize("search", ["mean", "each"])
+def test_query_set_larger_than_a_block_is_one_query_set(candidates, search):
+    # The scorer scores max(1024, rows per chunk) query rows at a time:
+    # batch_size=16 splits these 1100 rows in two blocks, 2048 does not.
+    X, y = make_classification(n_samples=80, n_features=5, random_state=2)
+    rng = np.random.default_rng(0)
+    Xq = X[rng.integers(0, 80, 1100)] + 0.3 * rng.normal(size=(1100, 5))
+    yq = rng.integers(0, 2, 1100)
+    k = 12
+    runs = []
+    for batch_size in (16, 2048):
+        method = FastIF(
+            k, candidates=candidates, search=search, depth=5, batch_size="all"
+        )
+        scorer = InfluenceScorer(
+            LogisticRegression(),
+            method=method,
+            batch_size=batch_size,
+            dtype="float64",
+            random_state=0,
+        ).fit(X, y)
+        runs.append((scorer, scorer.influence(Xq, yq)))
+    (split, S_split), (whole, S_whole) = runs
+    cand = split.method_.candidates_
+    assert cand.shape == (1100, k)
+    np.testing.assert_array_equal(cand, whole.method_.candidates_)
+    np.testing.assert_allclose(S_split, S_whole, rtol=1e-9, equal_nan=True)
+    assert np.all(np.isfinite(S_split).sum(1) == k)
+    if search == "mean":
+        assert (cand == cand[0]).all()
+        if candidates == "features":
+            # A logistic model's features are its input: the training rows
+            # nearest the mean of all 1100 query rows.
+            assert set(cand[0].tolist()) == _knn(X, Xq.mean(0), k)

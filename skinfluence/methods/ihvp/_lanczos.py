@@ -10,8 +10,8 @@ BREAKDOWN = 1e-10
 
 
 def _lanczos(problem, m, generator, block=1, start=None):
-    """Ritz pairs of the mean Hessian from an ``m``-dimensional Krylov space,
-    in float64: ``(values (m,), vectors (p, m))``.
+    """Ritz pairs of the mean Hessian from an ``m``-dimensional Krylov space:
+    ``(values (m,), vectors (p, m))``, float64.
 
     ``block=1`` is the three-term Lanczos recurrence; ``block > 1`` grows the
     space ``block`` vectors at a time (block Lanczos), each block's
@@ -21,16 +21,22 @@ def _lanczos(problem, m, generator, block=1, start=None):
         return _block_lanczos(problem, m, generator, block, start)
     p = problem.p
     device = problem.device
+    # The basis is kept in the products' own precision: they carry no more
+    # digits than that, and re-orthogonalisation against the basis (the
+    # memory-bound part, reading it twice per step) costs half as much in
+    # float32; the second pass below keeps it orthonormal to that precision.
+    dtype = problem.dtype
+    breakdown = max(BREAKDOWN, 10 * torch.finfo(dtype).eps)
     q = torch.randn(p, generator=generator, dtype=torch.float64).to(device)
-    q = q / q.norm()
-    Q = torch.empty(m, p, dtype=torch.float64, device=device)
+    q = (q / q.norm()).to(dtype)
+    Q = torch.empty(m, p, dtype=dtype, device=device)
     alphas, betas = [], []
     beta_prev, q_prev = 0.0, torch.zeros_like(q)
     scale = 0.0
     for i in range(m):
         Q[i] = q
-        w = problem.hvp(q.to(problem.dtype)).to(torch.float64)
-        alpha = float(w @ q)
+        w = problem.hvp(q).to(dtype)
+        alpha = float(w.double() @ q.double())
         w = w - alpha * q - beta_prev * q_prev
         # Full re-orthogonalisation keeps the basis orthonormal; a second
         # pass runs when the first removed much of w (the DGKS criterion).
@@ -42,7 +48,7 @@ def _lanczos(problem, m, generator, block=1, start=None):
             beta = float(w.norm())
         alphas.append(alpha)
         scale = max(scale, abs(alpha), beta)
-        if i == m - 1 or beta <= BREAKDOWN * max(scale, 1e-30):
+        if i == m - 1 or beta <= breakdown * max(scale, 1e-30):
             Q = Q[: i + 1]
             break
         betas.append(beta)
@@ -53,7 +59,7 @@ def _lanczos(problem, m, generator, block=1, start=None):
         off = torch.tensor(betas[: k - 1], dtype=torch.float64)
         T = T + torch.diag(off, 1) + torch.diag(off, -1)
     evals, S = torch.linalg.eigh(T)
-    return evals.to(device), Q.T @ S.to(device)
+    return evals.to(device), Q.T.to(torch.float64) @ S.to(device)
 
 
 def _orthonormal_rows(W, Q, floor):
