@@ -32,8 +32,9 @@ between the two over each query's candidates, and the recall of the
 original's top-10/100 helpful and harmful rows (over all training rows)
 among the candidates.
 
-Run: ``python benchmarks/fastif.py`` (about 7 minutes on 2 idle CPU cores;
-the timings move with the load of a shared machine: compare runs at equal
+Run: ``python benchmarks/fastif.py`` (about 35 minutes on 2 shared CPU
+cores at load 1-6, most of it the original's queries and FastIF's fit; the
+timings move with the load of a shared machine: compare runs at equal
 load).
 """
 
