@@ -200,12 +200,18 @@ def measure(script, name, n_train, args):
     return res
 
 
-def launch_worker(cmd, timeout=None):
+def launch_worker(cmd, timeout=None, threads=None):
     """Run a worker command with the repository importable; the dict of its
     ``RESULT`` line. Raises ``RuntimeError`` (its stderr) when there is none
-    and ``subprocess.TimeoutExpired`` past ``timeout`` seconds."""
+    and ``subprocess.TimeoutExpired`` past ``timeout`` seconds. ``threads``
+    caps the thread pools of every native library the worker loads (BLAS,
+    OpenMP) through the environment, which also reaches libraries loaded
+    after start-up, such as SciPy's own BLAS."""
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    if threads is not None:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(threads)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
