@@ -354,3 +354,25 @@ def test_query_set_larger_than_a_block_is_one_query_set(candidates, search):
             # A logistic model's features are its input: the training rows
             # nearest the mean of all 1100 query rows.
             assert set(cand[0].tolist()) == _knn(X, Xq.mean(0), k)
+
+
+def test_lissa_batches_do_not_depend_on_the_memory_budget(mlp):
+    import dataclasses
+
+    from skinfluence import InfluenceFunction, LissaSolver
+    from skinfluence.gradients._engine import row_work_bytes
+    from skinfluence.utils._torch import CHUNK_SHARE, make_generator
+
+    _, _, scorer = mlp
+    ctx = scorer._context()
+    least = row_work_bytes(ctx.layout, ctx.view.dtype) * CHUNK_SHARE
+    fits = []
+    for budget in (None, least):
+        c = dataclasses.replace(ctx, memory_budget=budget, generator=make_generator(0))
+        method = InfluenceFunction(
+            solver=LissaSolver(depth=20, batch_size=2), damping=0.5, n_estimators=1
+        ).fit(c)
+        fits.append(method.solver_)
+    a, b = fits
+    assert torch.equal(a.batches_[0], b.batches_[0])
+    assert b.scale_ == pytest.approx(a.scale_, rel=1e-10)

@@ -287,6 +287,11 @@ class LissaSolver(BaseSolver):
 
     def _fit(self, problem, damping, ctx, top_eigenvalue=None):
         generator = getattr(ctx, "generator", None) or make_generator(None)
+        # The chains and mini-batches get their own stream, drawn before the
+        # spectrum estimates: those consume the generator chunk by chunk, so
+        # the batches would otherwise depend on the memory budget.
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        batch_generator = torch.Generator().manual_seed(seed)
         self._n_jobs = getattr(ctx, "n_jobs", None)
         self.damping_ = resolve_damping(problem, damping, generator=generator)
         self.scale_, self.top_eigenvalue_ = self.scale_rule(
@@ -317,7 +322,7 @@ class LissaSolver(BaseSolver):
                     SolverConvergenceWarning,
                     stacklevel=4,
                 )
-        perm = torch.randperm(n, generator=generator)
+        perm = torch.randperm(n, generator=batch_generator)
         self.chain_rows_ = [part.sort().values for part in perm.chunk(n_chains)]
         self.batches_ = []
         for rows in self.chain_rows_:
@@ -328,7 +333,7 @@ class LissaSolver(BaseSolver):
                 0,
                 len(rows),
                 (self.repetitions_, self.depth_, self.batch_size_),
-                generator=generator,
+                generator=batch_generator,
             )
             self.batches_.append(rows[draws])
 
