@@ -254,18 +254,26 @@ def test_estimator_checks_with_fastif(estimator, check):
     check(estimator)
 
 
-def test_fit_does_not_depend_on_the_memory_budget(mlp):
+def _default_and_least_budget(mlp):
+    """The fitted scorer's context under the default and under the smallest
+    memory budget it accepts, each with a fresh generator of seed 0."""
     import dataclasses
 
     from skinfluence.gradients._engine import row_work_bytes
     from skinfluence.utils._torch import CHUNK_SHARE, make_generator
 
-    _, _, scorer = mlp
-    ctx = scorer._context()
+    ctx = mlp[2]._context()
     least = row_work_bytes(ctx.layout, ctx.view.dtype) * CHUNK_SHARE
+    return ctx, [
+        dataclasses.replace(ctx, memory_budget=budget, generator=make_generator(0))
+        for budget in (None, least)
+    ]
+
+
+def test_fit_does_not_depend_on_the_memory_budget(mlp):
+    ctx, contexts = _default_and_least_budget(mlp)
     fits = []
-    for budget in (None, least):
-        c = dataclasses.replace(ctx, memory_budget=budget, generator=make_generator(0))
+    for c in contexts:
         fast = FastIF(30, depth=20, batch_size=2).fit(c)
         fits.append((c, fast, fast.influence(c, _query(c, [1, 2, 7])).numpy()))
     (big, a, Sa), (small, b, Sb) = fits
@@ -357,18 +365,10 @@ def test_query_set_larger_than_a_block_is_one_query_set(candidates, search):
 
 
 def test_lissa_batches_do_not_depend_on_the_memory_budget(mlp):
-    import dataclasses
-
     from skinfluence import InfluenceFunction, LissaSolver
-    from skinfluence.gradients._engine import row_work_bytes
-    from skinfluence.utils._torch import CHUNK_SHARE, make_generator
 
-    _, _, scorer = mlp
-    ctx = scorer._context()
-    least = row_work_bytes(ctx.layout, ctx.view.dtype) * CHUNK_SHARE
     fits = []
-    for budget in (None, least):
-        c = dataclasses.replace(ctx, memory_budget=budget, generator=make_generator(0))
+    for c in _default_and_least_budget(mlp)[1]:
         method = InfluenceFunction(
             solver=LissaSolver(depth=20, batch_size=2), damping=0.5, n_estimators=1
         ).fit(c)
