@@ -11,6 +11,9 @@ __all__ = ["map_chunks"]
 # Tasks per worker handed out at once to a backend that cannot stream its
 # results back (Ray's): bounds how many finished chunks wait in memory.
 WAVE_PER_WORKER = 4
+# Times the tasks not yet returned are run again after Dask cancelled them
+# because a worker was lost.
+LOST_WORKER_RETRIES = 2
 
 
 def _is_dask(backend):
@@ -63,8 +66,25 @@ def map_chunks(task, shared, chunks, n_jobs=None):
             while batch := list(itertools.islice(chunks, wave)):
                 yield from parallel(delayed(task)(shared, *args) for args in batch)
         return
-    with _shipped_once(shared):
-        results = Parallel(n_jobs=n_jobs, prefer="threads", return_as="generator")(
-            delayed(task)(shared, *args) for args in chunks
-        )
-        yield from results
+    chunks = list(chunks)
+    done = 0
+    for attempt in range(LOST_WORKER_RETRIES + 1):
+        try:
+            with _shipped_once(shared):
+                results = Parallel(
+                    n_jobs=n_jobs, prefer="threads", return_as="generator"
+                )(delayed(task)(shared, *args) for args in chunks[done:])
+                for result in results:
+                    done += 1
+                    yield result
+            return
+        except Exception as err:
+            # A worker lost mid-run can leave Dask's futures of the queued
+            # tasks cancelled ("already forgotten"); the tasks are pure, so
+            # the ones not yet returned are run again.
+            if attempt == LOST_WORKER_RETRIES or not _lost_work(err):
+                raise
+
+
+def _lost_work(err):
+    return type(err).__name__ in {"FutureCancelledError", "CancelledError"}

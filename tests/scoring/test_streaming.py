@@ -285,3 +285,29 @@ def test_set_level_objective_writes_its_vector_to_out(tmp_path):
     )
     assert mm.shape == (60,)
     np.testing.assert_allclose(np.asarray(mm), vec, rtol=1e-12)
+
+
+def test_tasks_cancelled_by_a_lost_worker_are_run_again():
+    from skinfluence.scoring._parallel import map_chunks
+
+    class FutureCancelledError(Exception):
+        """Stands for Dask's error for futures of a lost worker."""
+
+    failures = {"left": 1}
+
+    def task(shared, i):
+        if i == 3 and failures["left"]:
+            failures["left"] -= 1
+            raise FutureCancelledError("already forgotten")
+        return shared * i
+
+    chunks = [(i,) for i in range(7)]
+    got = list(map_chunks(task, 10, chunks, n_jobs=2))
+    assert got == [10 * i for i in range(7)]
+    assert failures["left"] == 0
+
+    def broken(shared, i):
+        raise ValueError("a real error")
+
+    with pytest.raises(ValueError, match="a real error"):
+        list(map_chunks(broken, 10, chunks, n_jobs=2))
