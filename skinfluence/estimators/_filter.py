@@ -10,7 +10,8 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
-from ..exceptions import SkinfluenceWarning
+from ..exceptions import SkinfluenceWarning, UnsupportedEstimatorError
+from ..models import task_of, unwrap
 from ._base import (
     FinalEstimatorMixin,
     ResamplerMixin,
@@ -31,7 +32,7 @@ from ._noise_signals import (
     predicted_proba,
     sharpen,
 )
-from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer
+from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer, _check_2d
 
 __all__ = ["NoisyLabelFilter"]
 
@@ -373,6 +374,13 @@ class NoisyLabelFilter(
 
     def _fit_resample(self, X, y, sample_weight=None, sensitive_features=None):
         self._check_method()
+        if task_of(self.estimator) == "regression":
+            raise UnsupportedEstimatorError(
+                f"estimator={type(unwrap(self.estimator)).__name__} is a regressor, "
+                "but finding mislabeled rows needs a classifier that gives class "
+                "probabilities; pass a classifier (e.g. LogisticRegression()) or "
+                "None for the default network."
+            )
         signals = list(self.signals)
         bad = [s for s in signals if s not in SIGNALS] or (not signals and ["(empty)"])
         if bad:
@@ -380,6 +388,7 @@ class NoisyLabelFilter(
                 f"signals={self.signals!r} contains {bad}; choose a non-empty subset "
                 f"of {sorted(SIGNALS)}."
             )
+        _check_2d(X, y)
         Xv, yv = validate_data(
             self, X, y, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=2
         )
@@ -390,8 +399,8 @@ class NoisyLabelFilter(
         labels, y_idx = np.unique(yv, return_inverse=True)
         if len(labels) < 2:
             raise ValueError(
-                f"y has only one class ({labels[0]!r}); finding mislabeled rows "
-                "needs at least two classes."
+                f"y has only one class ({labels[:1].tolist()[0]!r}); finding "
+                "mislabeled rows needs at least two classes."
             )
         self.labels_ = labels
         P, extra = self._cross_fit(Xv, y_idx, signals)
@@ -434,7 +443,9 @@ class NoisyLabelFilter(
                 stacklevel=3,
             )
             flag[:] = False
-        flag = protect_classes(flag, y_idx, scores, "Dropping the flagged rows")
+        flag = protect_classes(
+            flag, y_idx, scores, "Dropping the flagged rows", labels=labels
+        )
         self.label_issues_ = flag
         self.sample_indices_ = np.flatnonzero(~flag)
         return self.sample_indices_

@@ -35,6 +35,7 @@ from ..scoring import (
     stream_influence,
     stream_self_influence,
 )
+from ..utils._params import NamedComponentsMixin
 from ..utils._torch import (
     draw_seed,
     make_generator,
@@ -96,7 +97,7 @@ def _estimator_has(attr):
     return check
 
 
-class InfluenceScorer(BaseEstimator):
+class InfluenceScorer(NamedComponentsMixin, BaseEstimator):
     """Influence of every training row on predictions, as an estimator.
 
     ``fit`` clones and fits ``estimator`` (an already-fitted one comes in as
@@ -280,7 +281,9 @@ class InfluenceScorer(BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         **fit_params : dict
-            Passed to the estimator's ``fit``.
+            Passed to the estimator's ``fit``. A ``sample_weight`` weighs
+            the rows in the model's fit only: the influence computations
+            count every training row once.
 
         Returns
         -------

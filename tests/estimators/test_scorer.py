@@ -17,7 +17,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from skinfluence import InfluenceFunction, InfluenceScorer, TracIn
+from skinfluence import CGSolver, InfluenceFunction, InfluenceScorer, TracIn
 
 
 def _data(n=60, d=4, n_classes=2, seed=0):
@@ -467,3 +467,32 @@ def test_features_are_the_last_linear_layers_input():
     np.testing.assert_array_equal(lin.features(X), X)
     with pytest.raises(ValueError, match="features"):
         lin.features(X[:, :3])
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(method__damping=0.1), r"method__damping.*method='influence_function'"),
+        (dict(method__solver__tol=1e-3), r"solver__tol.*solver='exact'"),
+    ],
+)
+def test_settings_of_a_component_given_by_name_say_to_pass_an_object(params, match):
+    # What GridSearchCV does with param_grid={"method__damping": [...]}.
+    scorer = InfluenceScorer(LogisticRegression(), method="influence_function")
+    if "method__solver__tol" in params:
+        scorer.set_params(method=InfluenceFunction())
+    with pytest.raises(ValueError, match=match + ".*as an object"):
+        scorer.set_params(**params)
+    # Passing the object, with or without its name in the same call, works.
+    scorer.set_params(
+        method=InfluenceFunction(solver=CGSolver()), method__solver__tol=1
+    )
+    assert scorer.method.solver.tol == 1
+    scorer.set_params(method=InfluenceFunction(), method__damping=0.1)
+    assert scorer.method.damping == 0.1
+
+
+def test_sample_weight_for_the_default_network_is_refused_with_the_fix():
+    X, y = _data()
+    with pytest.raises(TypeError, match="sample_weight.*skorch"):
+        InfluenceScorer().fit(X, y, sample_weight=np.ones(len(y)))
