@@ -202,7 +202,7 @@ def plot_proponents_opponents(
 
     Parameters
     ----------
-    influence : array-like of shape (n_train,) or sparse matrix of shape (1, n_train)
+    influence : array-like of shape (n_train,), or sparse of shape (1, n_train)
         Influence of every training row on the query (positive = helpful),
         one row of :meth:`InfluenceScorer.influence` (with ``top_k``, one
         row of its CSR matrix). NaN entries (rows FastIF did not score, or a
@@ -240,7 +240,7 @@ def plot_proponents_opponents(
         infl = infl[0]
     if infl.ndim != 1:
         raise ValueError(
-    influence : array-like of shape (n_train,), or sparse of shape (1, n_train)
+            f"influence must be one query's scores, shape (n_train,); got {infl.shape}. "
             "Pass influence[i] for query i."
         )
     if not isinstance(top, numbers.Integral) or top < 1:
