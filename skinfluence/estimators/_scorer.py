@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import (
     ClassifierTags,
@@ -97,7 +97,7 @@ def _estimator_has(attr):
     return check
 
 
-class InfluenceScorer(NamedComponentsMixin, BaseEstimator):
+class InfluenceScorer(NamedComponentsMixin, TransformerMixin, BaseEstimator):
     """Influence of every training row on predictions, as an estimator.
 
     ``fit`` clones and fits ``estimator`` (an already-fitted one comes in as
@@ -609,6 +609,26 @@ class InfluenceScorer(NamedComponentsMixin, BaseEstimator):
         if y is None:
             raise ValueError("fit_transform needs y: influence is defined by a loss.")
         return self.fit(X, y, **fit_params).transform(X)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the columns of :meth:`transform`: one per training row.
+
+        With ``set_output(transform="pandas")`` (also set on a ``Pipeline``)
+        :meth:`transform` returns a DataFrame with these columns and the
+        query rows' index.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored: the columns are the training rows, not the features.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+            ``"train_row0"``, ``"train_row1"``, ...
+        """
+        check_is_fitted(self, "method_")
+        return np.asarray([f"train_row{j}" for j in range(self.n_train_)], dtype=object)
 
     # ----------------------------------------------------------- delegation
     @available_if(_estimator_has("predict"))

@@ -496,3 +496,19 @@ def test_sample_weight_for_the_default_network_is_refused_with_the_fix():
     X, y = _data()
     with pytest.raises(TypeError, match="sample_weight.*skorch"):
         InfluenceScorer().fit(X, y, sample_weight=np.ones(len(y)))
+
+
+def test_pandas_output_in_a_pipeline_names_the_training_rows():
+    pd = pytest.importorskip("pandas")
+    X, y = _data()
+    frame = pd.DataFrame(X, columns=list("abcd"), index=np.arange(60) + 100)
+    pipe = make_pipeline(StandardScaler(), InfluenceScorer(LogisticRegression()))
+    pipe.set_output(transform="pandas").fit(frame, y)
+    out = pipe.transform(frame.iloc[:3])
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.index) == [100, 101, 102]
+    assert list(out.columns[:2]) == ["train_row0", "train_row1"]
+    assert out.shape == (3, 60)
+    plain = make_pipeline(StandardScaler(), InfluenceScorer(LogisticRegression()))
+    ref = plain.fit(X, y).transform(X[:3])
+    np.testing.assert_allclose(out.to_numpy(), ref, rtol=1e-5, atol=1e-7)
