@@ -2,6 +2,7 @@
 
 import contextlib
 import numbers
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,6 +25,7 @@ from sklearn.utils.validation import (
 )
 
 from .. import models
+from ..exceptions import SkinfluenceWarning
 from ..gradients import ParamLayout, Query
 from ..methods import BaseInfluenceMethod, InfluenceContext, get_method
 from ..objectives import BaseObjective, get_objective
@@ -79,6 +81,25 @@ def _check_2d(X, y=None):
     if n_x != n_y:
         raise ValueError(
             f"y has {n_y} rows but X has {n_x}; pass one target per row of X."
+        )
+
+
+def _warn_if_numeric_target(y):
+    """Warn when class labels look like a regression target of whole numbers
+    (many distinct numeric values, some on a single row), which a model
+    without a declared kind would otherwise treat as classes."""
+    if y.dtype.kind not in "iuf":
+        return
+    counts = np.unique(y, return_counts=True)[1]
+    if len(counts) > 20 and counts.min() == 1:
+        warnings.warn(
+            f"y holds {len(counts)} distinct values over {len(y)} rows, "
+            f"{int(np.sum(counts == 1))} of them on a single row, and is treated as "
+            "class labels. If it is a regression target, pass a regressor, e.g. "
+            "estimator=skinfluence.models.default_estimator('regression', "
+            "n_features=X.shape[1], n_outputs=1).",
+            SkinfluenceWarning,
+            stacklevel=3,
         )
 
 
@@ -326,6 +347,8 @@ class InfluenceScorer(NamedComponentsMixin, TransformerMixin, BaseEstimator):
         adapter = models.adapter_for(self.estimator, task)
         if task == "classification":
             check_classification_targets(y)
+            if models.task_of(self.estimator) is None:
+                _warn_if_numeric_target(y)
             if y.ndim == 2 and y.shape[1] == 1:
                 y = column_or_1d(y, warn=True)
             if y.ndim != 1:
@@ -600,7 +623,9 @@ class InfluenceScorer(NamedComponentsMixin, TransformerMixin, BaseEstimator):
         Xt : ndarray of shape (n_rows, n_train) or sparse matrix
             Dense, or with ``top_k`` set the CSR matrix of
             ``influence(X, top_k=top_k)``: per row the ``top_k`` largest and
-            ``top_k`` smallest influences, streamed without the dense block.
+            ``top_k`` smallest influences, streamed without the dense block
+            (which pandas output, see :meth:`get_feature_names_out`, cannot
+            hold).
         """
         return self.influence(X, top_k=self.top_k)
 

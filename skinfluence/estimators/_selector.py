@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import validate_data
 
 from ..actions import most_harmful, reweight
@@ -378,6 +378,8 @@ class InfluentialSubsetSelector(
         # The estimator's kind decides; integer targets of a regressor (counts,
         # scores) are not classes.
         task = task_of(self.estimator)
+        if task == "classification":
+            check_classification_targets(yv)
         classification = (
             task == "classification"
             if task is not None

@@ -1,6 +1,7 @@
 """InfluenceScorer: scikit-learn workflows, delegation and bad input."""
 
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -512,3 +513,19 @@ def test_pandas_output_in_a_pipeline_names_the_training_rows():
     plain = make_pipeline(StandardScaler(), InfluenceScorer(LogisticRegression()))
     ref = plain.fit(X, y).transform(X[:3])
     np.testing.assert_allclose(out.to_numpy(), ref, rtol=1e-5, atol=1e-7)
+
+
+def test_the_default_classifier_warns_on_a_target_that_looks_numeric():
+    # load_diabetes-like: whole-number targets with many one-row values.
+    from skinfluence.exceptions import SkinfluenceWarning
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(442, 3))
+    y = rng.integers(25, 250, size=442).astype(float)
+    with pytest.warns(SkinfluenceWarning, match="distinct values.*regression"):
+        InfluenceScorer(memory_budget=2**24).fit(X, y)
+    # Class labels, even many of them, are left alone.
+    X2, y2 = _data(n=200, n_classes=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkinfluenceWarning)
+        InfluenceScorer(LogisticRegression()).fit(X2, y2 + 100)
