@@ -62,7 +62,15 @@ ENGINE_PARAMETER_CONSTRAINTS = {
 
 
 def _check_2d(X, y=None):
-    """Name ``X``/``y`` in shape errors (scikit-learn's own messages do not)."""
+    """Name ``X``/``y`` in shape errors (scikit-learn's own messages do not),
+    and say how to avoid sparse input."""
+    if sp.issparse(X):
+        raise TypeError(
+            "X is a sparse matrix, but influence needs dense rows. Pass "
+            "X.toarray(); in a Pipeline, make the step before dense, e.g. "
+            "OneHotEncoder(sparse_output=False) or ColumnTransformer(..., "
+            "sparse_threshold=0)."
+        )
     ndim = getattr(X, "ndim", None)
     if ndim is None and isinstance(X, list | tuple):
         ndim = np.ndim(X)

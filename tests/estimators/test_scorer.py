@@ -529,3 +529,20 @@ def test_the_default_classifier_warns_on_a_target_that_looks_numeric():
     with warnings.catch_warnings():
         warnings.simplefilter("error", SkinfluenceWarning)
         InfluenceScorer(LogisticRegression()).fit(X2, y2 + 100)
+
+
+def test_sparse_input_says_how_to_make_a_pipeline_dense():
+    from skinfluence import InfluentialSubsetSelector, NoisyLabelFilter
+
+    X, y = _data()
+    Xs = sp.csr_matrix(X)
+    for est in (
+        InfluenceScorer(LogisticRegression()),
+        NoisyLabelFilter(LogisticRegression()),
+        InfluentialSubsetSelector(LogisticRegression()),
+    ):
+        with pytest.raises(TypeError, match=r"sparse.*toarray.*sparse_output=False"):
+            est.fit(Xs, y)
+    scorer = InfluenceScorer(LogisticRegression()).fit(X, y)
+    with pytest.raises(TypeError, match=r"sparse.*toarray"):
+        scorer.influence(Xs[:2], y[:2])
