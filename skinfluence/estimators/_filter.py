@@ -37,6 +37,29 @@ from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer, _check_2d
 __all__ = ["NoisyLabelFilter"]
 
 
+def _warn_if_one_class_flagged(flag, y_idx, labels):
+    """Warn when a class loses far more of its rows than the data as a whole
+    (over 30%, and over twice the overall share): the sign of clean but
+    imbalanced or overlapping classes rather than of label noise, which
+    spreads over the classes."""
+    overall = flag.mean()
+    counts = np.bincount(y_idx, minlength=len(labels))
+    shares = np.bincount(y_idx, weights=flag, minlength=len(labels)) / counts
+    worst = int(np.argmax(shares))
+    if shares[worst] > max(0.3, 2 * overall):
+        warnings.warn(
+            f"{int(round(shares[worst] * counts[worst]))} of the {counts[worst]} rows "
+            f"of class {labels[worst : worst + 1].tolist()[0]!r} are flagged "
+            f"({shares[worst]:.0%}, against {overall:.0%} of all rows): the held-out "
+            "models prefer another class for much of it, as they do for a minority "
+            "class or classes that overlap, even with clean labels. Check these rows "
+            "before dropping them; contamination='confident_joint' (per-class "
+            "thresholds) or a float flags fewer.",
+            SkinfluenceWarning,
+            stacklevel=4,
+        )
+
+
 class NoisyLabelFilter(
     FinalEstimatorMixin, ResamplerMixin, MetaEstimatorMixin, BaseEstimator
 ):
@@ -443,6 +466,7 @@ class NoisyLabelFilter(
                 stacklevel=3,
             )
             flag[:] = False
+        _warn_if_one_class_flagged(flag, y_idx, labels)
         flag = protect_classes(
             flag, y_idx, scores, "Dropping the flagged rows", labels=labels
         )

@@ -566,3 +566,22 @@ def test_messages_name_the_callers_labels():
         filt.fit_resample(X, y)
     with pytest.raises(ValueError, match=r"one class \('no'\)"):
         NoisyLabelFilter(lr()).fit_resample(X, np.full(60, "no", dtype=object))
+
+
+def test_flagging_much_of_one_class_is_said(wine):
+    # Clean, imbalanced labels: the held-out models prefer the majority
+    # class for many rows of the minority one, which "auto" then flags.
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(1000, 5, weights=[0.95], flip_y=0, random_state=1)
+    filt = NoisyLabelFilter(lr(), n_repeats=1, random_state=0)
+    with pytest.warns(
+        SkinfluenceWarning, match=r"of the 50 rows of class 1.*confident_joint"
+    ):
+        filt.fit_resample(X, y)
+    share = filt.label_issues_[y == 1].mean()
+    assert share > 0.3 and share > 2 * filt.label_issues_.mean()
+    # Flags spread over the classes, as label noise spreads them, say nothing.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkinfluenceWarning)
+        NoisyLabelFilter(lr(), n_repeats=1, random_state=0).fit(wine.data, wine.target)
