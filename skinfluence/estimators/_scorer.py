@@ -686,7 +686,7 @@ class InfluenceScorer(NamedComponentsMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "estimator_")
         _check_2d(X)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return self.estimator_.decision_function(X)
+        return self._adapter.decision_function(X)
 
     def score(self, X, y, sample_weight=None):
         """Accuracy (classifiers) or R^2 (regressors) of ``estimator_``."""
