@@ -9,6 +9,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
+from tqdm.auto import tqdm
 
 from ..exceptions import SkinfluenceWarning, UnsupportedEstimatorError
 from ..models import task_of, unwrap
@@ -257,6 +258,8 @@ class NoisyLabelFilter(
         Seeds the folds and the fold models' training (global seeds are
         left untouched).
     verbose : int, default=0
+        Progress bars on stderr when > 0: one over the cross-fitted
+        detectors, and their gradient passes.
 
     Attributes
     ----------
@@ -500,12 +503,21 @@ class NoisyLabelFilter(
         sums = {s: np.zeros((n, k)) for s in votes}
         counts = np.zeros(n)
         extra = np.zeros(n) if "self_influence" in signals else None
+        bar = None
         for _ in range(self.n_repeats):
             splits = self._splits(X, y_idx, rng)
             in_sample = splits is None
             if in_sample:
                 splits = [(np.arange(n), np.arange(n))]
+            if bar is None:
+                bar = tqdm(
+                    total=self.n_repeats * len(splits),
+                    desc="cross-fitted detectors",
+                    disable=not self.verbose,
+                    leave=False,
+                )
             for train, test in splits:
+                bar.update()
                 scorer = self._fit_scorer(X[train], y_idx[train], rng)
                 cols = np.asarray(scorer.classes_, dtype=int)
                 at = np.ix_(test, cols)
@@ -540,6 +552,7 @@ class NoisyLabelFilter(
                     )
                 if extra is not None:
                     extra[test] += scorer.self_influence(X[test], y_idx[test])
+        bar.close()
         self.vote_sharpness_ = {}
         P = np.zeros((n, k))
         for name, total in sums.items():

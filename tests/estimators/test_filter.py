@@ -585,3 +585,14 @@ def test_flagging_much_of_one_class_is_said(wine):
     with warnings.catch_warnings():
         warnings.simplefilter("error", SkinfluenceWarning)
         NoisyLabelFilter(lr(), n_repeats=1, random_state=0).fit(wine.data, wine.target)
+
+
+def test_verbose_shows_the_cross_fitting_progress(wine, capsys):
+    NoisyLabelFilter(lr(), cv=3, n_repeats=2, random_state=0).fit(
+        wine.data, wine.target
+    )
+    assert capsys.readouterr().err == ""
+    NoisyLabelFilter(lr(), cv=3, n_repeats=2, verbose=1, random_state=0).fit(
+        wine.data, wine.target
+    )
+    assert "cross-fitted detectors" in capsys.readouterr().err
