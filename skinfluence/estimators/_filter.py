@@ -33,7 +33,12 @@ from ._noise_signals import (
     predicted_proba,
     sharpen,
 )
-from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer, _check_2d
+from ._scorer import (
+    ENGINE_PARAMETER_CONSTRAINTS,
+    InfluenceScorer,
+    _check_2d,
+    warn_if_unscaled,
+)
 
 __all__ = ["NoisyLabelFilter"]
 
@@ -193,7 +198,9 @@ class NoisyLabelFilter(
         The differentiable detector model (see :class:`InfluenceScorer` for
         the supported ones). ``None`` is the package's small skorch MLP,
         trained for 20 epochs with weight decay 1e-2 (short, strongly
-        regularised training is what keeps flipped labels unlearnt).
+        regularised training is what keeps flipped labels unlearnt). It
+        sees the features as given: standardise them first (a warning says
+        when a column is far off the unit scale).
     method : str or method object, default="tracin"
         Influence method of the fold scorers: the ``P`` of the
         ``"influence"`` vote and of the ``"self_influence"`` signal.
@@ -419,6 +426,8 @@ class NoisyLabelFilter(
             self, X, y, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=2
         )
         check_classification_targets(yv)
+        if self.estimator is None:
+            warn_if_unscaled(Xv, type(self).__name__)
         n = len(yv)
         check_row_metadata("sample_weight", sample_weight, n)
         check_row_metadata("sensitive_features", sensitive_features, n)

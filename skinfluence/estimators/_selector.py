@@ -23,7 +23,12 @@ from ._base import (
     protect_classes,
     shuffled_cv,
 )
-from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer, _check_2d
+from ._scorer import (
+    ENGINE_PARAMETER_CONSTRAINTS,
+    InfluenceScorer,
+    _check_2d,
+    warn_if_unscaled,
+)
 
 __all__ = ["InfluentialSubsetSelector"]
 
@@ -372,6 +377,8 @@ class InfluentialSubsetSelector(
         Xv, yv = validate_data(
             self, X, y, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=2
         )
+        if self.estimator is None:
+            warn_if_unscaled(Xv, type(self).__name__)
         n = len(yv)
         check_row_metadata("sample_weight", sample_weight, n)
         groups = check_row_metadata("sensitive_features", sensitive_features, n)

@@ -596,3 +596,20 @@ def test_verbose_shows_the_cross_fitting_progress(wine, capsys):
         wine.data, wine.target
     )
     assert "cross-fitted detectors" in capsys.readouterr().err
+
+
+def test_unscaled_features_for_the_default_network_are_said_once():
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)  # proline in the hundreds
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        NoisyLabelFilter(n_repeats=1, cv=2, random_state=0).fit(X, y)
+    said = [w for w in caught if "root mean square" in str(w.message)]
+    assert len(said) == 1 and "StandardScaler" in str(said[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkinfluenceWarning)
+        NoisyLabelFilter(n_repeats=1, cv=2, random_state=0).fit(
+            StandardScaler().fit_transform(X), y
+        )
+        NoisyLabelFilter(lr(), n_repeats=1, cv=2).fit(X, y)  # its own model

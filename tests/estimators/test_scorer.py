@@ -562,3 +562,14 @@ def test_a_frozen_model_fitted_on_a_frame_predicts_without_warnings():
     np.testing.assert_array_equal(pred, fitted.predict(frame))
     np.testing.assert_allclose(proba, fitted.predict_proba(frame))
     np.testing.assert_allclose(dec, fitted.decision_function(frame))
+
+
+def test_unscaled_features_for_the_default_network_are_said():
+    from skinfluence.exceptions import SkinfluenceWarning
+
+    X, y = _data()
+    with pytest.warns(SkinfluenceWarning, match="column 2 .*StandardScaler"):
+        InfluenceScorer().fit(X * np.array([1, 1, 500, 1]), y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkinfluenceWarning)
+        InfluenceScorer(LogisticRegression()).fit(X * 500, y)
