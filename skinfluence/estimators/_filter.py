@@ -486,7 +486,7 @@ class NoisyLabelFilter(
         self.sample_indices_ = np.flatnonzero(~flag)
         return self.sample_indices_
 
-    def _splits(self, X, y_idx, rng):
+    def _splits(self, X, y_idx, rng, warn=True):
         if self.cv is None:
             return None
         cv = self.cv
@@ -494,6 +494,8 @@ class NoisyLabelFilter(
             counts = np.bincount(y_idx)
             cv = min(int(cv), int(counts.min()))
             if cv < 2:
+                if not warn:
+                    return None
                 warnings.warn(
                     f"A class has {counts.min()} row(s), too few for cv={self.cv}; "
                     "judging rows in-sample instead (cv=None).",
@@ -513,8 +515,8 @@ class NoisyLabelFilter(
         counts = np.zeros(n)
         extra = np.zeros(n) if "self_influence" in signals else None
         bar = None
-        for _ in range(self.n_repeats):
-            splits = self._splits(X, y_idx, rng)
+        for repeat in range(self.n_repeats):
+            splits = self._splits(X, y_idx, rng, warn=repeat == 0)
             in_sample = splits is None
             if in_sample:
                 splits = [(np.arange(n), np.arange(n))]

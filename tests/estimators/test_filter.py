@@ -564,6 +564,12 @@ def test_messages_name_the_callers_labels():
     filt = NoisyLabelFilter(LogisticRegression(), cv=None, contamination=0.5)
     with pytest.warns(SkinfluenceWarning, match=r"class\(es\) \['rare'\]"):
         filt.fit_resample(X, y)
+    y[3:5] = "single"
+    y[5] = "one"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        NoisyLabelFilter(LogisticRegression(), n_repeats=3).fit(X, y)
+    assert sum("too few for cv=5" in str(w.message) for w in caught) == 1
     with pytest.raises(ValueError, match=r"one class \('no'\)"):
         NoisyLabelFilter(lr()).fit_resample(X, np.full(60, "no", dtype=object))
 
