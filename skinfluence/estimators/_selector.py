@@ -392,6 +392,13 @@ class InfluentialSubsetSelector(
             if task is not None
             else type_of_target(yv) in ("binary", "multiclass")
         )
+        if self.estimator is None and type_of_target(yv) == "continuous":
+            raise ValueError(
+                "y is a continuous target, but estimator=None is the "
+                "default network classifier; for a regression target pass a "
+                "regressor, e.g. estimator=skinfluence.models.default_estimator("
+                "'regression', n_features=X.shape[1], n_outputs=1) or Ridge()."
+            )
         if classification and len(np.unique(yv)) < 2:
             raise ValueError(
                 f"y has only one class ({yv[:1].tolist()[0]!r}); influence needs at "
