@@ -144,6 +144,25 @@ def test_arnoldi_samples_rows_only_above_hessian_rows(mlp_data):
     assert s.method_.solver_.hessian_indices_ is None
 
 
+@pytest.mark.filterwarnings("ignore:The Hessian is indefinite")
+def test_arnoldi_on_a_row_sample_runs_no_product_over_every_row(mlp_data, monkeypatch):
+    # With damping="auto" too: the trace behind the convex default comes
+    # from the sample, like the Krylov space and the tail.
+    est, X, y = mlp_data
+    calls = []
+    hvp = HessianProblem.hvp
+
+    def recorded(self, V, rows=None, idx=None):
+        calls.append(idx is not None)
+        return hvp(self, V, rows=rows, idx=idx)
+
+    monkeypatch.setattr(HessianProblem, "hvp", recorded)
+    solver = ArnoldiSolver(rank=5, hessian_rows=len(X) // 2)
+    s, _, _ = _scores(est, X, y, solver, "auto")
+    assert s.method_.solver_.hessian_indices_ is not None
+    assert calls and all(calls)
+
+
 def test_arnoldi_on_a_row_sample_inverts_the_sampled_hessian(mlp_data):
     est, X, y = mlp_data
     damping, m = 0.2, 40
@@ -197,7 +216,12 @@ def _named_to_layout(layout, view, flat_named, names):
     return layout.flatten(parts, batch_dims=flat_named.dim() - 1)
 
 
-def test_signed_gradients_are_signed_sums_of_row_gradients(mlp_data):
+@pytest.mark.parametrize("batched", [True, False])
+def test_signed_gradients_are_signed_sums_of_row_gradients(
+    mlp_data, monkeypatch, batched
+):
+    # One batched backward pass for all probes, or one pass per probe.
+    monkeypatch.setattr(HessianProblem, "_batches_vectors", lambda self: batched)
     est, X, y = mlp_data
     s, _, _ = _scores(est, X, y, "exact")
     ctx = s._context()

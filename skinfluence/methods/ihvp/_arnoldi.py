@@ -237,9 +237,11 @@ class ArnoldiSolver(BaseSolver):
         (with the tail's shifts), checked for a positive-definite system."""
         p = problem.p
         # The Krylov space's extreme Ritz values decide whether "auto" damping
-        # must be lifted above an indefinite Hessian's smallest eigenvalue.
+        # must be lifted above an indefinite Hessian's smallest eigenvalue;
+        # its trace estimate comes from the same ``hessian_rows`` sample, so
+        # that no product runs over every training row.
         self.damping_ = resolve_damping(
-            full,
+            problem,
             damping,
             generator=generator,
             spectrum=(float(evals.min()), float(evals.max())),
