@@ -571,3 +571,32 @@ def test_arnoldi_block_size_keeps_the_full_rank_solve_exact(mlp_data, mlp_exact,
     np.testing.assert_allclose(
         self_inf, ref_self, rtol=0, atol=1e-7 * np.abs(ref_self).max()
     )
+
+
+def test_arnoldi_gradient_start_spans_the_krylov_space_of_a_gradient_probe(
+    mlp_data, monkeypatch
+):
+    est, X, y = mlp_data
+    s, _, _ = _scores(est, X, y, "exact")
+    ctx = s._context()
+    names = list(ctx.view.params)
+    G = _named_row_grads(ctx.view, ctx.X, ctx.T, names)
+    z = G[:40].sum(0) - G[40:].sum(0)
+    z_layout = _named_to_layout(ctx.layout, ctx.view, z[None], names)
+    monkeypatch.setattr(
+        HessianProblem, "signed_gradients", lambda self, k, gen=None: z_layout[:k]
+    )
+    # span{z, H z, H^2 z, H^3 z} from the explicit Hessian.
+    H, _ = _explicit_hessian(ctx.view, ctx.X, ctx.T)
+    K = [z / z.norm()]
+    for _ in range(3):
+        K.append(H @ K[-1])
+        K[-1] = K[-1] / K[-1].norm()
+    Q, _ = torch.linalg.qr(torch.stack(K, 1))
+    Q = _named_to_layout(ctx.layout, ctx.view, Q.T, names).T
+    for start, same in [("gradient", True), ("random", False)]:
+        solver = ArnoldiSolver(rank=4, oversampling=0, tail="drop", start=start)
+        s, _, _ = _scores(est, X, y, solver)
+        U = s.method_.solver_._U
+        gap = float(torch.linalg.matrix_norm(U @ U.T - Q @ Q.T, ord=2))
+        assert (gap < 1e-6) == same, (start, gap)
