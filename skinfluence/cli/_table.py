@@ -171,14 +171,23 @@ def split_target(frame, target, drop_missing):
         labels = labels.astype(str)
     classes, counts = np.unique(labels, return_counts=True)
     if len(classes) < 2:
+        only = classes[:1].tolist()[0]
         raise CLIError(
-            f"target column {target!r} has only one class ({classes[0]!r}); finding "
+            f"target column {target!r} has only one class ({only!r}); finding "
             "label issues needs at least two classes"
         )
     if counts.min() < 2:
         rare = classes[counts < 2]
+        if labels.dtype.kind in "iuf" and len(classes) > 20:
+            raise CLIError(
+                f"target column {target!r} holds {len(classes)} distinct values over "
+                f"{len(labels)} rows, {len(rare)} of them on a single row: it looks "
+                "like a numeric target, and these commands need class labels"
+            )
+        shown = rare[:10].tolist()
+        more = f" and {len(rare) - 10} more" if len(rare) > 10 else ""
         raise CLIError(
-            f"target column {target!r}: class(es) {list(rare.tolist())} have a single "
+            f"target column {target!r}: class(es) {shown}{more} have a single "
             "row; every class needs at least two rows"
         )
     features = frame.drop(columns=[target])

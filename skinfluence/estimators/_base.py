@@ -21,6 +21,7 @@ from sklearn.utils.validation import _check_method_params, check_is_fitted
 from ..exceptions import SkinfluenceWarning
 from ..methods import get_method
 from ..models import default_estimator
+from ..utils._params import NamedComponentsMixin
 from ..utils._torch import draw_seed
 from ._scorer import InfluenceScorer
 
@@ -104,11 +105,12 @@ def check_row_metadata(name, value, n_rows):
     return arr
 
 
-def protect_classes(drop, y, order, what):
+def protect_classes(drop, y, order, what, labels=None):
     """Un-drop the best row of every class that ``drop`` would remove entirely.
 
     ``order`` ranks rows from most to least worth keeping within the
-    candidates; a warning names the classes kept this way.
+    candidates; a warning names the classes kept this way, as
+    ``labels[y]`` when ``y`` holds indices into the caller's ``labels``.
     """
     drop = drop.copy()
     rescued = []
@@ -119,6 +121,7 @@ def protect_classes(drop, y, order, what):
             drop[best] = False
             rescued.append(cls)
     if rescued:
+        rescued = (np.asarray(rescued) if labels is None else labels[rescued]).tolist()
         warnings.warn(
             f"{what} would remove every row of class(es) {rescued}; kept one row "
             "of each so that no class vanishes. Lower the amount dropped if this "
@@ -166,7 +169,7 @@ def _final_has(attr):
     return check
 
 
-class FinalEstimatorMixin:
+class FinalEstimatorMixin(NamedComponentsMixin):
     """Shared by the filter and the selector: their scorers are fitted with
     the estimator's own settings; ``fit`` resamples then fits
     ``final_estimator``; prediction delegates."""

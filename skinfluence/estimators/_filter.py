@@ -10,7 +10,8 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
-from ..exceptions import SkinfluenceWarning
+from ..exceptions import SkinfluenceWarning, UnsupportedEstimatorError
+from ..models import task_of, unwrap
 from ._base import (
     FinalEstimatorMixin,
     ResamplerMixin,
@@ -31,9 +32,32 @@ from ._noise_signals import (
     predicted_proba,
     sharpen,
 )
-from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer
+from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer, _check_2d
 
 __all__ = ["NoisyLabelFilter"]
+
+
+def _warn_if_one_class_flagged(flag, y_idx, labels):
+    """Warn when a class loses far more of its rows than the data as a whole
+    (over 30%, and over twice the overall share): the sign of clean but
+    imbalanced or overlapping classes rather than of label noise, which
+    spreads over the classes."""
+    overall = flag.mean()
+    counts = np.bincount(y_idx, minlength=len(labels))
+    shares = np.bincount(y_idx, weights=flag, minlength=len(labels)) / counts
+    worst = int(np.argmax(shares))
+    if shares[worst] > max(0.3, 2 * overall):
+        warnings.warn(
+            f"{int(round(shares[worst] * counts[worst]))} of the {counts[worst]} rows "
+            f"of class {labels[worst : worst + 1].tolist()[0]!r} are flagged "
+            f"({shares[worst]:.0%}, against {overall:.0%} of all rows): the held-out "
+            "models prefer another class for much of it, as they do for a minority "
+            "class or classes that overlap, even with clean labels. Check these rows "
+            "before dropping them; contamination='confident_joint' (per-class "
+            "thresholds) or a float flags fewer.",
+            SkinfluenceWarning,
+            stacklevel=4,
+        )
 
 
 class NoisyLabelFilter(
@@ -373,6 +397,13 @@ class NoisyLabelFilter(
 
     def _fit_resample(self, X, y, sample_weight=None, sensitive_features=None):
         self._check_method()
+        if task_of(self.estimator) == "regression":
+            raise UnsupportedEstimatorError(
+                f"estimator={type(unwrap(self.estimator)).__name__} is a regressor, "
+                "but finding mislabeled rows needs a classifier that gives class "
+                "probabilities; pass a classifier (e.g. LogisticRegression()) or "
+                "None for the default network."
+            )
         signals = list(self.signals)
         bad = [s for s in signals if s not in SIGNALS] or (not signals and ["(empty)"])
         if bad:
@@ -380,6 +411,7 @@ class NoisyLabelFilter(
                 f"signals={self.signals!r} contains {bad}; choose a non-empty subset "
                 f"of {sorted(SIGNALS)}."
             )
+        _check_2d(X, y)
         Xv, yv = validate_data(
             self, X, y, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=2
         )
@@ -390,8 +422,8 @@ class NoisyLabelFilter(
         labels, y_idx = np.unique(yv, return_inverse=True)
         if len(labels) < 2:
             raise ValueError(
-                f"y has only one class ({labels[0]!r}); finding mislabeled rows "
-                "needs at least two classes."
+                f"y has only one class ({labels[:1].tolist()[0]!r}); finding "
+                "mislabeled rows needs at least two classes."
             )
         self.labels_ = labels
         P, extra = self._cross_fit(Xv, y_idx, signals)
@@ -434,7 +466,10 @@ class NoisyLabelFilter(
                 stacklevel=3,
             )
             flag[:] = False
-        flag = protect_classes(flag, y_idx, scores, "Dropping the flagged rows")
+        _warn_if_one_class_flagged(flag, y_idx, labels)
+        flag = protect_classes(
+            flag, y_idx, scores, "Dropping the flagged rows", labels=labels
+        )
         self.label_issues_ = flag
         self.sample_indices_ = np.flatnonzero(~flag)
         return self.sample_indices_

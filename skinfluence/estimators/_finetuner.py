@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .. import models
 from ..exceptions import SkinfluenceWarning, UnsupportedEstimatorError
 from ..methods import BaseInfluenceMethod, get_method
+from ..utils._params import NamedComponentsMixin
 from ..utils._torch import draw_seed
 from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer, _check_2d
 
@@ -58,7 +59,9 @@ def _tuned_has(attr):
     return check
 
 
-class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+class InfluenceFineTuner(
+    NamedComponentsMixin, ClassifierMixin, MetaEstimatorMixin, BaseEstimator
+):
     """Correct a classifier's errors by fine-tuning it on the rows that help most.
 
     FastIF's error correction [1]_ as a meta-estimator. ``fit`` fits a copy
@@ -311,7 +314,8 @@ class InfluenceFineTuner(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         classes = np.unique(y)
         if len(classes) < 2:
             raise ValueError(
-                f"y has 1 class ({classes[0]!r}); pass y with two or more classes."
+                f"y has 1 class ({classes[:1].tolist()[0]!r}); pass y with two or "
+                "more classes."
             )
         rng = check_random_state(self.random_state)
         X_train, y_train, X_val, y_val = self._validation_split(X, y, X_val, y_val, rng)

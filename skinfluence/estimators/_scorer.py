@@ -2,11 +2,12 @@
 
 import contextlib
 import numbers
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import (
     ClassifierTags,
@@ -24,6 +25,7 @@ from sklearn.utils.validation import (
 )
 
 from .. import models
+from ..exceptions import SkinfluenceWarning
 from ..gradients import ParamLayout, Query
 from ..methods import BaseInfluenceMethod, InfluenceContext, get_method
 from ..objectives import BaseObjective, get_objective
@@ -35,6 +37,7 @@ from ..scoring import (
     stream_influence,
     stream_self_influence,
 )
+from ..utils._params import NamedComponentsMixin
 from ..utils._torch import (
     draw_seed,
     make_generator,
@@ -59,7 +62,15 @@ ENGINE_PARAMETER_CONSTRAINTS = {
 
 
 def _check_2d(X, y=None):
-    """Name ``X``/``y`` in shape errors (scikit-learn's own messages do not)."""
+    """Name ``X``/``y`` in shape errors (scikit-learn's own messages do not),
+    and say how to avoid sparse input."""
+    if sp.issparse(X):
+        raise TypeError(
+            "X is a sparse matrix, but influence needs dense rows. Pass "
+            "X.toarray(); in a Pipeline, make the step before dense, e.g. "
+            "OneHotEncoder(sparse_output=False) or ColumnTransformer(..., "
+            "sparse_threshold=0)."
+        )
     ndim = getattr(X, "ndim", None)
     if ndim is None and isinstance(X, list | tuple):
         ndim = np.ndim(X)
@@ -81,6 +92,25 @@ def _check_2d(X, y=None):
         )
 
 
+def _warn_if_numeric_target(y):
+    """Warn when class labels look like a regression target of whole numbers
+    (many distinct numeric values, some on a single row), which a model
+    without a declared kind would otherwise treat as classes."""
+    if y.dtype.kind not in "iuf":
+        return
+    counts = np.unique(y, return_counts=True)[1]
+    if len(counts) > 20 and counts.min() == 1:
+        warnings.warn(
+            f"y holds {len(counts)} distinct values over {len(y)} rows, "
+            f"{int(np.sum(counts == 1))} of them on a single row, and is treated as "
+            "class labels. If it is a regression target, pass a regressor, e.g. "
+            "estimator=skinfluence.models.default_estimator('regression', "
+            "n_features=X.shape[1], n_outputs=1).",
+            SkinfluenceWarning,
+            stacklevel=3,
+        )
+
+
 def _estimator_has(attr):
     def check(self):
         est = getattr(self, "estimator_", None)
@@ -96,7 +126,7 @@ def _estimator_has(attr):
     return check
 
 
-class InfluenceScorer(BaseEstimator):
+class InfluenceScorer(NamedComponentsMixin, TransformerMixin, BaseEstimator):
     """Influence of every training row on predictions, as an estimator.
 
     ``fit`` clones and fits ``estimator`` (an already-fitted one comes in as
@@ -280,7 +310,9 @@ class InfluenceScorer(BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
         **fit_params : dict
-            Passed to the estimator's ``fit``.
+            Passed to the estimator's ``fit``. A ``sample_weight`` weighs
+            the rows in the model's fit only: the influence computations
+            count every training row once.
 
         Returns
         -------
@@ -323,6 +355,8 @@ class InfluenceScorer(BaseEstimator):
         adapter = models.adapter_for(self.estimator, task)
         if task == "classification":
             check_classification_targets(y)
+            if models.task_of(self.estimator) is None:
+                _warn_if_numeric_target(y)
             if y.ndim == 2 and y.shape[1] == 1:
                 y = column_or_1d(y, warn=True)
             if y.ndim != 1:
@@ -597,7 +631,9 @@ class InfluenceScorer(BaseEstimator):
         Xt : ndarray of shape (n_rows, n_train) or sparse matrix
             Dense, or with ``top_k`` set the CSR matrix of
             ``influence(X, top_k=top_k)``: per row the ``top_k`` largest and
-            ``top_k`` smallest influences, streamed without the dense block.
+            ``top_k`` smallest influences, streamed without the dense block
+            (which pandas output, see :meth:`get_feature_names_out`, cannot
+            hold).
         """
         return self.influence(X, top_k=self.top_k)
 
@@ -606,6 +642,26 @@ class InfluenceScorer(BaseEstimator):
         if y is None:
             raise ValueError("fit_transform needs y: influence is defined by a loss.")
         return self.fit(X, y, **fit_params).transform(X)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the columns of :meth:`transform`: one per training row.
+
+        With ``set_output(transform="pandas")`` (also set on a ``Pipeline``)
+        :meth:`transform` returns a DataFrame with these columns and the
+        query rows' index.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored: the columns are the training rows, not the features.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str
+            ``"train_row0"``, ``"train_row1"``, ...
+        """
+        check_is_fitted(self, "method_")
+        return np.asarray([f"train_row{j}" for j in range(self.n_train_)], dtype=object)
 
     # ----------------------------------------------------------- delegation
     @available_if(_estimator_has("predict"))

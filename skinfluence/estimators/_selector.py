@@ -8,11 +8,12 @@ from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import validate_data
 
 from ..actions import most_harmful, reweight
 from ..exceptions import SkinfluenceWarning
+from ..models import task_of
 from ..objectives import LossObjective, get_objective
 from ..utils._torch import draw_seed
 from ._base import (
@@ -22,7 +23,7 @@ from ._base import (
     protect_classes,
     shuffled_cv,
 )
-from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer
+from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer, _check_2d
 
 __all__ = ["InfluentialSubsetSelector"]
 
@@ -367,16 +368,27 @@ class InfluentialSubsetSelector(
         sensitive_features_val=None,
     ):
         self._check_method()
+        _check_2d(X, y)
         Xv, yv = validate_data(
             self, X, y, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=2
         )
         n = len(yv)
         check_row_metadata("sample_weight", sample_weight, n)
         groups = check_row_metadata("sensitive_features", sensitive_features, n)
-        classification = type_of_target(yv) in ("binary", "multiclass")
+        # The estimator's kind decides; integer targets of a regressor (counts,
+        # scores) are not classes.
+        task = task_of(self.estimator)
+        if task == "classification":
+            check_classification_targets(yv)
+        classification = (
+            task == "classification"
+            if task is not None
+            else type_of_target(yv) in ("binary", "multiclass")
+        )
         if classification and len(np.unique(yv)) < 2:
             raise ValueError(
-                f"y has only one class ({yv[0]!r}); influence needs at least two."
+                f"y has only one class ({yv[:1].tolist()[0]!r}); influence needs at "
+                "least two."
             )
         n_keep = (
             self.n_select if self.n_select is not None else round(self.fraction * n)

@@ -24,6 +24,7 @@ from ..gradients import (
     row_work_bytes,
     total_gradient,
 )
+from ..utils._params import NamedComponentsMixin
 from ..utils._torch import CHUNK_SHARE, CPUStateMixin, MemoryBudget
 from ._projected import ProjectedContext, make_projection
 from .ihvp import BaseSolver
@@ -192,7 +193,7 @@ class InfluenceContext:
         return RowGrads.cat(parts)
 
 
-class BaseInfluenceMethod(CPUStateMixin, BaseEstimator):
+class BaseInfluenceMethod(NamedComponentsMixin, CPUStateMixin, BaseEstimator):
     """Base class: influence as a sum over parameter settings ``c`` with
     weights ``w_c`` (one setting, weight 1, for most methods) of
     ``scale * (P g_q(c)) . g_j(c)``.

@@ -172,8 +172,8 @@ class ModelAdapter:
         encoder = LabelEncoder().fit(y)
         if len(encoder.classes_) < 2:
             raise ValueError(
-                f"y has 1 class ({encoder.classes_[0]!r}); influence needs at "
-                "least two classes. Pass y with two or more classes."
+                f"y has 1 class ({encoder.classes_[:1].tolist()[0]!r}); influence "
+                "needs at least two classes. Pass y with two or more classes."
             )
         self.classes_ = self._known_classes(encoder.classes_)
         return self.encode_labels(y)
@@ -284,6 +284,18 @@ class SkorchAdapter(ModelAdapter):
         return net
 
     def fit(self, X, y, seed=None, *, record_checkpoints=False, **fit_params):
+        if "sample_weight" in fit_params and not isinstance(
+            self.estimator, NeuralNetClassifier | NeuralNetRegressor
+        ):
+            # skorch hands fit parameters to the module's forward, which for
+            # the package's network and a wrapped module has no such argument.
+            raise TypeError(
+                "sample_weight is not supported by the skorch net that "
+                f"{'estimator=None' if self.estimator is None else 'a torch module'} "
+                "becomes (skorch passes fit parameters to the module's forward); "
+                "drop it, or pass a scikit-learn estimator that takes sample_weight "
+                "(e.g. LogisticRegression())."
+            )
         if self.task == "classification":
             n_outputs = len(self.classes_)
         else:

@@ -4,8 +4,9 @@ train-query influence graph and the removal curve."""
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import clone
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch, _safe_indexing, check_random_state
 
 GREEN, RED, GREY = "#2a9d55", "#d1495b", "#8d99ae"
 
@@ -25,6 +26,17 @@ def _axes(ax):
     if ax is None:
         _, ax = _pyplot().subplots()
     return ax
+
+
+def _influence_array(influence):
+    """Influence as a float array; the CSR matrix of ``influence(...,
+    top_k=k)`` becomes dense with NaN where it kept no entry."""
+    if not sp.issparse(influence):
+        return np.asarray(influence, dtype=np.float64)
+    coo = sp.coo_array(influence)
+    out = np.full(coo.shape, np.nan)
+    out[coo.row, coo.col] = coo.data
+    return out
 
 
 def _vector(name, values, n=None, dtype=np.float64):
@@ -190,10 +202,11 @@ def plot_proponents_opponents(
 
     Parameters
     ----------
-    influence : array-like of shape (n_train,)
+    influence : array-like of shape (n_train,), or sparse of shape (1, n_train)
         Influence of every training row on the query (positive = helpful),
-        one row of :meth:`InfluenceScorer.influence`. NaN entries (rows
-        FastIF did not score, or a row left out) are skipped.
+        one row of :meth:`InfluenceScorer.influence` (with ``top_k``, one
+        row of its CSR matrix). NaN entries (rows FastIF did not score, or a
+        row left out) and entries a sparse row does not hold are skipped.
     y_train : array-like of shape (n_train,), default=None
         Training labels, shown with each row.
     top : int, default=5
@@ -222,7 +235,9 @@ def plot_proponents_opponents(
     >>> [t.get_text() for t in ax.get_yticklabels()]
     ['row 3', 'row 1', 'row 2', 'row 0']
     """
-    infl = np.asarray(influence, dtype=np.float64)
+    infl = _influence_array(influence)
+    if sp.issparse(influence) and infl.shape[0] == 1:
+        infl = infl[0]
     if infl.ndim != 1:
         raise ValueError(
             f"influence must be one query's scores, shape (n_train,); got {infl.shape}. "
@@ -233,6 +248,9 @@ def plot_proponents_opponents(
     scored = np.where(np.isnan(infl), 0.0, infl)
     pos, neg = _top_rows(scored, top)
     ax = _axes(ax)
+    if y_train is not None:
+        # By position: a pandas Series after a split keeps its old index.
+        y_train = np.asarray(y_train)
 
     def name(j):
         return f"row {j}" if y_train is None else f"row {j} ({y_train[j]})"
@@ -305,9 +323,10 @@ def plot_influence_graph(
 
     Parameters
     ----------
-    influence : array-like of shape (n_query, n_train)
-        :meth:`InfluenceScorer.influence` of a few queries; NaN entries are
-        skipped.
+    influence : array-like or sparse matrix of shape (n_query, n_train)
+        :meth:`InfluenceScorer.influence` of a few queries (with ``top_k``,
+        its CSR matrix); NaN entries and entries a sparse matrix does not
+        hold are skipped.
     top_k : int, default=3
         Training rows joined to each query.
     query_names, train_names : list of str, default=None
@@ -328,7 +347,7 @@ def plot_influence_graph(
     >>> sorted(t.get_text() for t in ax.texts)
     ['query 0', 'query 1', 'row 0', 'row 2']
     """
-    infl = np.asarray(influence, dtype=np.float64)
+    infl = _influence_array(influence)
     if infl.ndim != 2:
         raise ValueError(
             f"influence must have shape (n_query, n_train); got {infl.shape}."
@@ -433,7 +452,6 @@ def removal_curve(
     """
     from sklearn.metrics import check_scoring
 
-    X, y = np.asarray(X), np.asarray(y)
     s = _vector("scores", scores, len(y))
     fractions = np.asarray(fractions, dtype=np.float64)
     if fractions.ndim != 1 or np.any((fractions < 0) | (fractions >= 1)):
@@ -448,7 +466,9 @@ def removal_curve(
     n = len(y)
 
     def fitted_metric(keep):
-        model = clone(estimator).fit(X[keep], y[keep])
+        # Rows by position, in the caller's containers (a DataFrame keeps its
+        # feature names, which X_test then matches).
+        model = clone(estimator).fit(_safe_indexing(X, keep), _safe_indexing(y, keep))
         return float(scorer(model, X_test, y_test))
 
     by_score, rand = [], []

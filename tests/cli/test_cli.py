@@ -228,7 +228,21 @@ def test_target_with_one_class(tmp_path, capsys):
     data = tmp_path / "one.csv"
     pd.DataFrame({"x": range(10), "y": ["a"] * 10}).to_csv(data, index=False)
     rc = run("find-label-issues", data, "--target", "y")
-    one_error(capsys, 1, rc, "only one class", "'a'")
+    line = one_error(capsys, 1, rc, "only one class", "('a')")
+    assert "np.str_" not in line
+
+
+def test_numeric_target_with_many_values_is_called_one(tmp_path, capsys):
+    # A regression target of whole numbers (counts, prices): a short line
+    # that says what it looks like, not hundreds of one-row classes.
+    rng = np.random.default_rng(0)
+    data = tmp_path / "counts.csv"
+    frame = pd.DataFrame({"x": rng.normal(size=300)})
+    frame["y"] = rng.integers(0, 1000, size=300).astype(float)
+    frame.to_csv(data, index=False)
+    rc = run("find-label-issues", data, "--target", "y")
+    line = one_error(capsys, 1, rc, "'y'", "distinct values", "class labels")
+    assert len(line) < 300, line
 
 
 def test_target_with_missing_values(tmp_path, capsys):

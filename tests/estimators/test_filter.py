@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import average_precision_score
 from sklearn.model_selection import (
     GridSearchCV,
@@ -540,3 +540,48 @@ def test_posterior_weight_mixes_margin_and_posterior(wine):
     # "auto" is the Bayes decision on P whatever the weight.
     for filt in fits.values():
         np.testing.assert_array_equal(filt.label_issues_, P.argmax(axis=1) != y_idx)
+
+
+def test_a_regressor_as_detector_is_refused_before_fitting():
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = np.arange(40) % 4
+    with pytest.raises(TypeError, match="estimator=Ridge.*classifier"):
+        NoisyLabelFilter(Ridge()).fit_resample(X, y)
+
+
+def test_shape_errors_name_x_and_y(wine):
+    with pytest.raises(ValueError, match="X must be 2-D"):
+        NoisyLabelFilter(lr()).fit_resample(wine.data[:, 0], wine.target)
+    with pytest.raises(ValueError, match="y has 177 rows but X has 178"):
+        NoisyLabelFilter(lr()).fit_resample(wine.data, wine.target[:-1])
+
+
+def test_messages_name_the_callers_labels():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = np.where(X[:, 0] > 0, "yes", "no").astype(object)
+    y[:3] = "rare"
+    filt = NoisyLabelFilter(LogisticRegression(), cv=None, contamination=0.5)
+    with pytest.warns(SkinfluenceWarning, match=r"class\(es\) \['rare'\]"):
+        filt.fit_resample(X, y)
+    with pytest.raises(ValueError, match=r"one class \('no'\)"):
+        NoisyLabelFilter(lr()).fit_resample(X, np.full(60, "no", dtype=object))
+
+
+def test_flagging_much_of_one_class_is_said(wine):
+    # Clean, imbalanced labels: the held-out models prefer the majority
+    # class for many rows of the minority one, which "auto" then flags.
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(1000, 5, weights=[0.95], flip_y=0, random_state=1)
+    filt = NoisyLabelFilter(lr(), n_repeats=1, random_state=0)
+    with pytest.warns(
+        SkinfluenceWarning, match=r"of the 50 rows of class 1.*confident_joint"
+    ):
+        filt.fit_resample(X, y)
+    share = filt.label_issues_[y == 1].mean()
+    assert share > 0.3 and share > 2 * filt.label_issues_.mean()
+    # Flags spread over the classes, as label noise spreads them, say nothing.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkinfluenceWarning)
+        NoisyLabelFilter(lr(), n_repeats=1, random_state=0).fit(wine.data, wine.target)

@@ -1,6 +1,7 @@
 """InfluenceScorer: scikit-learn workflows, delegation and bad input."""
 
 import pickle
+import warnings
 
 import joblib
 import numpy as np
@@ -17,7 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from skinfluence import InfluenceFunction, InfluenceScorer, TracIn
+from skinfluence import CGSolver, InfluenceFunction, InfluenceScorer, TracIn
 
 
 def _data(n=60, d=4, n_classes=2, seed=0):
@@ -467,3 +468,81 @@ def test_features_are_the_last_linear_layers_input():
     np.testing.assert_array_equal(lin.features(X), X)
     with pytest.raises(ValueError, match="features"):
         lin.features(X[:, :3])
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(method__damping=0.1), r"method__damping.*method='influence_function'"),
+        (dict(method__solver__tol=1e-3), r"solver__tol.*solver='exact'"),
+    ],
+)
+def test_settings_of_a_component_given_by_name_say_to_pass_an_object(params, match):
+    # What GridSearchCV does with param_grid={"method__damping": [...]}.
+    scorer = InfluenceScorer(LogisticRegression(), method="influence_function")
+    if "method__solver__tol" in params:
+        scorer.set_params(method=InfluenceFunction())
+    with pytest.raises(ValueError, match=match + ".*as an object"):
+        scorer.set_params(**params)
+    # Passing the object, with or without its name in the same call, works.
+    scorer.set_params(
+        method=InfluenceFunction(solver=CGSolver()), method__solver__tol=1
+    )
+    assert scorer.method.solver.tol == 1
+    scorer.set_params(method=InfluenceFunction(), method__damping=0.1)
+    assert scorer.method.damping == 0.1
+
+
+def test_sample_weight_for_the_default_network_is_refused_with_the_fix():
+    X, y = _data()
+    with pytest.raises(TypeError, match="sample_weight.*skorch"):
+        InfluenceScorer().fit(X, y, sample_weight=np.ones(len(y)))
+
+
+def test_pandas_output_in_a_pipeline_names_the_training_rows():
+    pd = pytest.importorskip("pandas")
+    X, y = _data()
+    frame = pd.DataFrame(X, columns=list("abcd"), index=np.arange(60) + 100)
+    pipe = make_pipeline(StandardScaler(), InfluenceScorer(LogisticRegression()))
+    pipe.set_output(transform="pandas").fit(frame, y)
+    out = pipe.transform(frame.iloc[:3])
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.index) == [100, 101, 102]
+    assert list(out.columns[:2]) == ["train_row0", "train_row1"]
+    assert out.shape == (3, 60)
+    plain = make_pipeline(StandardScaler(), InfluenceScorer(LogisticRegression()))
+    ref = plain.fit(X, y).transform(X[:3])
+    np.testing.assert_allclose(out.to_numpy(), ref, rtol=1e-5, atol=1e-7)
+
+
+def test_the_default_classifier_warns_on_a_target_that_looks_numeric():
+    # load_diabetes-like: whole-number targets with many one-row values.
+    from skinfluence.exceptions import SkinfluenceWarning
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(442, 3))
+    y = rng.integers(25, 250, size=442).astype(float)
+    with pytest.warns(SkinfluenceWarning, match="distinct values.*regression"):
+        InfluenceScorer(memory_budget=2**24).fit(X, y)
+    # Class labels, even many of them, are left alone.
+    X2, y2 = _data(n=200, n_classes=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkinfluenceWarning)
+        InfluenceScorer(LogisticRegression()).fit(X2, y2 + 100)
+
+
+def test_sparse_input_says_how_to_make_a_pipeline_dense():
+    from skinfluence import InfluentialSubsetSelector, NoisyLabelFilter
+
+    X, y = _data()
+    Xs = sp.csr_matrix(X)
+    for est in (
+        InfluenceScorer(LogisticRegression()),
+        NoisyLabelFilter(LogisticRegression()),
+        InfluentialSubsetSelector(LogisticRegression()),
+    ):
+        with pytest.raises(TypeError, match=r"sparse.*toarray.*sparse_output=False"):
+            est.fit(Xs, y)
+    scorer = InfluenceScorer(LogisticRegression()).fit(X, y)
+    with pytest.raises(TypeError, match=r"sparse.*toarray"):
+        scorer.influence(Xs[:2], y[:2])

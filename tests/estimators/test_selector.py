@@ -1,4 +1,5 @@
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 import skinfluence
 from skinfluence import InfluenceScorer, InfluentialSubsetSelector
 from skinfluence.datasets import load_noisy
+from skinfluence.exceptions import SkinfluenceWarning
 
 
 @pytest.fixture(scope="module")
@@ -288,3 +290,25 @@ def test_validated_drop_matches_a_plain_refit_loop(cancer):
     dropped = np.setdiff1d(np.arange(n), sel.sample_indices_)
     assert len(dropped) > 0
     assert noisy[dropped].mean() > 0.8
+
+
+def test_a_regressor_on_integer_targets_is_not_stratified():
+    # Integer-valued targets of a regressor (counts, scores) are not classes:
+    # they are neither stratified nor protected from vanishing.
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    X, y = load_diabetes(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkinfluenceWarning)
+        sel = InfluentialSubsetSelector(Ridge(), random_state=0).fit(X, y)
+    assert sel.drop_validation_ is not None  # cross-fitted, not in-sample
+
+
+def test_shape_errors_name_x_and_y(cancer):
+    sel = InfluentialSubsetSelector(LogisticRegression())
+    with pytest.raises(ValueError, match="X must be 2-D"):
+        sel.fit_resample(cancer.data[:, 0], cancer.target)
+    n = len(cancer.target)
+    with pytest.raises(ValueError, match=f"y has {n - 1} rows but X has {n}"):
+        sel.fit_resample(cancer.data, cancer.target[:-1])

@@ -204,3 +204,53 @@ def test_removal_curve_display_matches_the_function():
     curve = removal_curve(LogisticRegression(), X, y, scores, **kw)
     np.testing.assert_allclose(display.curve.by_score, curve.by_score)
     np.testing.assert_allclose(display.ax_.get_lines()[0].get_ydata(), curve.by_score)
+
+
+def test_figures_take_the_sparse_top_k_matrix():
+    # influence(X, top_k=k) gives a CSR matrix; rows it did not keep are
+    # not drawn, as NaN entries of a dense matrix are not.
+    import scipy.sparse as sp
+
+    dense = np.array([[0.9, -0.1, 0.0, 0.3], [0.0, 0.2, -0.8, 0.1]])
+    kept = np.where(np.abs(dense) >= 0.2, dense, 0.0)
+    csr = sp.csr_matrix(kept)
+    expected = np.where(kept != 0, kept, np.nan)
+    got = plot_influence_graph(csr, top_k=2, ax=new_ax())
+    ref = plot_influence_graph(expected, top_k=2, ax=new_ax())
+    assert [tuple(e.get_ydata()) for e in got.get_lines()] == [
+        tuple(e.get_ydata()) for e in ref.get_lines()
+    ]
+    ax = plot_proponents_opponents(csr[1], top=2, ax=new_ax())
+    assert [p.get_width() for p in ax.patches] == [-0.8, 0.2]
+
+
+def test_proponents_opponents_labels_follow_row_positions():
+    pd = pytest.importorskip("pandas")
+    infl = np.array([0.5, -0.2, 0.1, -0.7])
+    y = pd.Series(list("abcd"), index=[10, 3, 2, 0])  # e.g. after a split
+    ax = plot_proponents_opponents(infl, y_train=y, top=1, ax=new_ax())
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["row 3 (d)", "row 0 (a)"]
+
+
+def test_removal_curve_keeps_data_frames():
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(60, 2)), columns=["a", "b"])
+    y = pd.Series((X["a"] > 0).map({True: "yes", False: "no"}).to_numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "fitted without feature names"
+        curve = removal_curve(
+            LogisticRegression(),
+            X,
+            y,
+            rng.random(60),
+            X_test=X,
+            y_test=y,
+            fractions=(0.0, 0.1),
+            n_random=1,
+        )
+    assert curve.by_score[0] == LogisticRegression().fit(X, y).score(X, y)
