@@ -237,18 +237,29 @@ def test_signed_gradients_are_signed_sums_of_row_gradients(
     np.testing.assert_allclose(Z, ref, atol=1e-10 * float(ref.abs().max()))
 
 
+def _patched_probes(mlp_data, monkeypatch, probes):
+    """The context of ``mlp_data`` and the probes ``probes(G)`` (named order,
+    from the per-row gradients ``G``), which ``signed_gradients`` then
+    returns (in layout order)."""
+    est, X, y = mlp_data
+    ctx = _scores(est, X, y, "exact")[0]._context()
+    names = list(ctx.view.params)
+    Z = torch.stack(probes(_named_row_grads(ctx.view, ctx.X, ctx.T, names)))
+    Z_layout = _named_to_layout(ctx.layout, ctx.view, Z, names)
+    monkeypatch.setattr(
+        HessianProblem, "signed_gradients", lambda self, k, gen=None: Z_layout[:k]
+    )
+    return ctx, Z
+
+
 def test_arnoldi_gradient_tail_is_the_rayleigh_quotient_of_gradient_probes(
     mlp_data, monkeypatch
 ):
     est, X, y = mlp_data
-    s, _, _ = _scores(est, X, y, "exact")
-    ctx = s._context()
-    names = list(ctx.view.params)
-    G = _named_row_grads(ctx.view, ctx.X, ctx.T, names)
-    Z = torch.stack([G[:40].sum(0), G[40:80].sum(0) - G[80:].sum(0)])
-    Z_layout = _named_to_layout(ctx.layout, ctx.view, Z, names)
-    monkeypatch.setattr(
-        HessianProblem, "signed_gradients", lambda self, k, gen=None: Z_layout[:k]
+    ctx, Z = _patched_probes(
+        mlp_data,
+        monkeypatch,
+        lambda G: [G[:40].sum(0), G[40:80].sum(0) - G[80:].sum(0)],
     )
     rank, damping = 5, 0.2
     solver = ArnoldiSolver(rank=rank, oversampling=1000, n_probes=2, tail="gradient")
@@ -577,15 +588,10 @@ def test_arnoldi_gradient_start_spans_the_krylov_space_of_a_gradient_probe(
     mlp_data, monkeypatch
 ):
     est, X, y = mlp_data
-    s, _, _ = _scores(est, X, y, "exact")
-    ctx = s._context()
-    names = list(ctx.view.params)
-    G = _named_row_grads(ctx.view, ctx.X, ctx.T, names)
-    z = G[:40].sum(0) - G[40:].sum(0)
-    z_layout = _named_to_layout(ctx.layout, ctx.view, z[None], names)
-    monkeypatch.setattr(
-        HessianProblem, "signed_gradients", lambda self, k, gen=None: z_layout[:k]
+    ctx, (z,) = _patched_probes(
+        mlp_data, monkeypatch, lambda G: [G[:40].sum(0) - G[40:].sum(0)]
     )
+    names = list(ctx.view.params)
     # span{z, H z, H^2 z, H^3 z} from the explicit Hessian.
     H, _ = _explicit_hessian(ctx.view, ctx.X, ctx.T)
     K = [z / z.norm()]
