@@ -10,6 +10,10 @@ def _row_sq(M):
     return torch.einsum("ij,ij->i", M, M)
 
 
+# Width (vectors x narrower factor) of the intermediate of dot_flat.
+_BLOCK_WIDTH = 256
+
+
 class RowGrads:
     """Per-row gradients of ``n`` rows in a :class:`ParamLayout`.
 
@@ -86,16 +90,28 @@ class RowGrads:
         ):
             # One matrix product over the wider factor, then a row-wise
             # contraction with the narrower one: the product runs over the
-            # longer inner dimension and the intermediate (n, m, narrower)
-            # is the smaller one.
-            if g.cols >= g.out:
-                Vb = V[:, s].reshape(m * g.out, g.cols)
-                T = (A @ Vb.T).reshape(self.n, m, g.out)
-                parts.append(torch.einsum("nmo,no->nm", T, D))
-            else:
-                Vb = V[:, s].reshape(m, g.out, g.cols).transpose(0, 1)
-                T = (D @ Vb.reshape(g.out, m * g.cols)).reshape(self.n, m, g.cols)
-                parts.append(torch.einsum("nmc,nc->nm", T, A))
+            # longer inner dimension and the intermediate (n, b, narrower)
+            # is the smaller one. The vectors go ``b`` at a time, so that
+            # the intermediate stays about as wide as the layer: one
+            # product per vector on a square layer, where a single product
+            # for all of them would write and read an (n, m, width) tensor
+            # (on one CPU thread, 8,000 rows and 50 vectors of a 256x256
+            # layer: 0.42 s against 0.58 s).
+            wide_cols = g.cols >= g.out
+            narrow = g.out if wide_cols else g.cols
+            b = max(1, _BLOCK_WIDTH // narrow)
+            Vg = V[:, s].reshape(m, g.out, g.cols)
+            out = torch.empty(self.n, m, dtype=A.dtype, device=A.device)
+            for k in range(0, m, b):
+                Vk = Vg[k : k + b]
+                if wide_cols:
+                    T = (A @ Vk.reshape(-1, g.cols).T).reshape(self.n, -1, g.out)
+                    out[:, k : k + b] = torch.einsum("nmo,no->nm", T, D)
+                else:
+                    Vt = Vk.transpose(0, 1).reshape(g.out, -1)
+                    T = (D @ Vt).reshape(self.n, -1, g.cols)
+                    out[:, k : k + b] = torch.einsum("nmc,nc->nm", T, A)
+            parts.append(out)
         if self.dense is not None:
             parts.append(self.dense @ V[:, self.layout.dense_start :].T)
         if per_segment:

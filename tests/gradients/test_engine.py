@@ -12,6 +12,7 @@ from skinfluence.gradients import (
     HessianProblem,
     ParamLayout,
     RowGrads,
+    _rowgrads,
     iter_row_gradients,
     row_gradients,
     total_gradient,
@@ -93,7 +94,7 @@ def test_layout_groups_only_linear_layers_called_once():
         torch.testing.assert_close(back[k], v, rtol=0, atol=0)
 
 
-def test_factorised_and_materialised_gradients_agree():
+def test_factorised_and_materialised_gradients_agree(monkeypatch):
     view = _mixed_view(23)
     X, T = _mixed_data()
     Xq, Tq = _mixed_data(n=9, seed=1)
@@ -129,6 +130,14 @@ def test_factorised_and_materialised_gradients_agree():
         torch.testing.assert_close(
             part, M1[:, seg] @ V[:, seg].T, rtol=1e-12, atol=1e-13
         )
+    # ... also with the vectors taken in several blocks (one at a time, and
+    # blocks that do not divide their number).
+    for width in (1, 2 * min(min(g.cols, g.out) for g in fact.groups)):
+        monkeypatch.setattr(_rowgrads, "_BLOCK_WIDTH", width)
+        for part, seg in zip(G1.dot_flat(V, per_segment=True), fact.segments):
+            torch.testing.assert_close(
+                part, M1[:, seg] @ V[:, seg].T, rtol=1e-12, atol=1e-13
+            )
     # flat RowGrads behave like structured ones.
     F1 = RowGrads.from_flat(fact, M1)
     torch.testing.assert_close(Q1.dot(F1), Q1.dot(G1), rtol=1e-12, atol=1e-14)

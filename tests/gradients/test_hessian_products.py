@@ -159,7 +159,11 @@ def test_reused_graph_gives_the_same_products_with_one_forward_per_chunk():
     assert problem.n_hvp == 7 * 5 + 3
 
 
-def test_reused_graph_splits_many_vectors_and_respects_the_budget():
+@pytest.mark.parametrize("batched", [True, False])
+def test_reused_graph_splits_many_vectors_and_respects_the_budget(monkeypatch, batched):
+    # Vectors in batched passes (as on a GPU), or one pass per vector (as on
+    # a CPU): the same products and forward passes either way.
+    monkeypatch.setattr(HessianProblem, "_batches_vectors", lambda self: batched)
     view = _view()
     X, T = _data()
     layout = ParamLayout(view, view.select("all"), X[:2])

@@ -1,5 +1,7 @@
 """The automatic damping rule on convex and indefinite Hessians."""
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from sklearn.neural_network import MLPClassifier
 
 from skinfluence import InfluenceFunction, InfluenceScorer
 from skinfluence.exceptions import SkinfluenceWarning
+from skinfluence.gradients import HessianProblem
 from skinfluence.methods._influence_function import AUTO_N_ESTIMATORS
 from skinfluence.methods.ihvp._base import (
     AUTO_DAMPING_FRACTION,
@@ -17,6 +20,7 @@ from skinfluence.methods.ihvp._base import (
     resolve_damping,
 )
 from skinfluence.models._adapters import SklearnAdapter
+from skinfluence.utils._torch import MemoryBudget, make_generator
 
 
 class ExplicitHessian:
@@ -332,3 +336,32 @@ def test_single_model_says_its_damping_lift_as_before(indefinite_mlp):
     assert "convex default" in str(warning.message)
     assert scorer.method_.lifted_ == [True]
     assert scorer.method_.damping_ == pytest.approx(INDEFINITE_FACTOR * -smallest)
+
+
+def test_auto_damping_shares_one_forward_pass_per_chunk(indefinite_mlp, monkeypatch):
+    est, X, y = indefinite_mlp
+    method = InfluenceFunction(damping=1.0, n_estimators=1)
+    ctx = InfluenceScorer(est, method=method, dtype="float64").fit(X, y)._context()
+
+    def damping():
+        # 120 rows in chunks of 50; the 8 trace probes (one batched pass)
+        # and 40 Lanczos steps.
+        problem = HessianProblem(
+            ctx.view, ctx.layout, ctx.X, ctx.T, budget=MemoryBudget(batch_size=50)
+        )
+        calls = []
+        hook = ctx.view.module.register_forward_hook(lambda *a: calls.append(1))
+        with pytest.warns(SkinfluenceWarning, match="indefinite"):
+            d = resolve_damping(problem, "auto", generator=make_generator(0))
+        hook.remove()
+        return d, len(calls)
+
+    d, forwards = damping()
+    assert forwards == 3
+    # The same damping as when every product redoes its passes.
+    monkeypatch.setattr(
+        HessianProblem, "reuse_graph", lambda self: contextlib.nullcontext()
+    )
+    d_plain, forwards_plain = damping()
+    assert forwards_plain == 3 * (1 + 40)
+    assert d == pytest.approx(d_plain, rel=1e-8)

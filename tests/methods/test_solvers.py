@@ -144,6 +144,25 @@ def test_arnoldi_samples_rows_only_above_hessian_rows(mlp_data):
     assert s.method_.solver_.hessian_indices_ is None
 
 
+@pytest.mark.filterwarnings("ignore:The Hessian is indefinite")
+def test_arnoldi_on_a_row_sample_runs_no_product_over_every_row(mlp_data, monkeypatch):
+    # With damping="auto" too: the trace behind the convex default comes
+    # from the sample, like the Krylov space and the tail.
+    est, X, y = mlp_data
+    calls = []
+    hvp = HessianProblem.hvp
+
+    def recorded(self, V, rows=None, idx=None):
+        calls.append(idx is not None)
+        return hvp(self, V, rows=rows, idx=idx)
+
+    monkeypatch.setattr(HessianProblem, "hvp", recorded)
+    solver = ArnoldiSolver(rank=5, hessian_rows=len(X) // 2)
+    s, _, _ = _scores(est, X, y, solver, "auto")
+    assert s.method_.solver_.hessian_indices_ is not None
+    assert calls and all(calls)
+
+
 def test_arnoldi_on_a_row_sample_inverts_the_sampled_hessian(mlp_data):
     est, X, y = mlp_data
     damping, m = 0.2, 40
@@ -197,7 +216,12 @@ def _named_to_layout(layout, view, flat_named, names):
     return layout.flatten(parts, batch_dims=flat_named.dim() - 1)
 
 
-def test_signed_gradients_are_signed_sums_of_row_gradients(mlp_data):
+@pytest.mark.parametrize("batched", [True, False])
+def test_signed_gradients_are_signed_sums_of_row_gradients(
+    mlp_data, monkeypatch, batched
+):
+    # One batched backward pass for all probes, or one pass per probe.
+    monkeypatch.setattr(HessianProblem, "_batches_vectors", lambda self: batched)
     est, X, y = mlp_data
     s, _, _ = _scores(est, X, y, "exact")
     ctx = s._context()
@@ -213,18 +237,29 @@ def test_signed_gradients_are_signed_sums_of_row_gradients(mlp_data):
     np.testing.assert_allclose(Z, ref, atol=1e-10 * float(ref.abs().max()))
 
 
+def _patched_probes(mlp_data, monkeypatch, probes):
+    """The context of ``mlp_data`` and the probes ``probes(G)`` (named order,
+    from the per-row gradients ``G``), which ``signed_gradients`` then
+    returns (in layout order)."""
+    est, X, y = mlp_data
+    ctx = _scores(est, X, y, "exact")[0]._context()
+    names = list(ctx.view.params)
+    Z = torch.stack(probes(_named_row_grads(ctx.view, ctx.X, ctx.T, names)))
+    Z_layout = _named_to_layout(ctx.layout, ctx.view, Z, names)
+    monkeypatch.setattr(
+        HessianProblem, "signed_gradients", lambda self, k, gen=None: Z_layout[:k]
+    )
+    return ctx, Z
+
+
 def test_arnoldi_gradient_tail_is_the_rayleigh_quotient_of_gradient_probes(
     mlp_data, monkeypatch
 ):
     est, X, y = mlp_data
-    s, _, _ = _scores(est, X, y, "exact")
-    ctx = s._context()
-    names = list(ctx.view.params)
-    G = _named_row_grads(ctx.view, ctx.X, ctx.T, names)
-    Z = torch.stack([G[:40].sum(0), G[40:80].sum(0) - G[80:].sum(0)])
-    Z_layout = _named_to_layout(ctx.layout, ctx.view, Z, names)
-    monkeypatch.setattr(
-        HessianProblem, "signed_gradients", lambda self, k, gen=None: Z_layout[:k]
+    ctx, Z = _patched_probes(
+        mlp_data,
+        monkeypatch,
+        lambda G: [G[:40].sum(0), G[40:80].sum(0) - G[80:].sum(0)],
     )
     rank, damping = 5, 0.2
     solver = ArnoldiSolver(rank=rank, oversampling=1000, n_probes=2, tail="gradient")
@@ -547,3 +582,27 @@ def test_arnoldi_block_size_keeps_the_full_rank_solve_exact(mlp_data, mlp_exact,
     np.testing.assert_allclose(
         self_inf, ref_self, rtol=0, atol=1e-7 * np.abs(ref_self).max()
     )
+
+
+def test_arnoldi_gradient_start_spans_the_krylov_space_of_a_gradient_probe(
+    mlp_data, monkeypatch
+):
+    est, X, y = mlp_data
+    ctx, (z,) = _patched_probes(
+        mlp_data, monkeypatch, lambda G: [G[:40].sum(0) - G[40:].sum(0)]
+    )
+    names = list(ctx.view.params)
+    # span{z, H z, H^2 z, H^3 z} from the explicit Hessian.
+    H, _ = _explicit_hessian(ctx.view, ctx.X, ctx.T)
+    K = [z / z.norm()]
+    for _ in range(3):
+        K.append(H @ K[-1])
+        K[-1] = K[-1] / K[-1].norm()
+    Q, _ = torch.linalg.qr(torch.stack(K, 1))
+    Q = _named_to_layout(ctx.layout, ctx.view, Q.T, names).T
+    for start, same in [("gradient", True), ("random", False)]:
+        solver = ArnoldiSolver(rank=4, oversampling=0, tail="drop", start=start)
+        s, _, _ = _scores(est, X, y, solver)
+        U = s.method_.solver_._U
+        gap = float(torch.linalg.matrix_norm(U @ U.T - Q @ Q.T, ord=2))
+        assert (gap < 1e-6) == same, (start, gap)

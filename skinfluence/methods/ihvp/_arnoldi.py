@@ -125,6 +125,33 @@ class ArnoldiSolver(BaseSolver):
         product leaves the hardware idle (small batches of rows, many cores
         or a GPU).
 
+    start : {"random", "gradient"}, default="random"
+        The Krylov space's first vector: a random direction, or a random
+        signed sum of the (sampled) training rows' loss gradients (as for the
+        tail's probes), which starts the space where the gradients lie. Mean
+        Pearson correlation with an exact solve over 30 queries (a float64
+        CG solve over 20 on the speed_if.py MLP), ``"random"`` /
+        ``"gradient"``:
+
+        =====================================  =======  ===============  ===============
+        problem                                damping  rank=50          rank=40,
+                                                        (default)        oversampling=0
+        =====================================  =======  ===============  ===============
+        speed_if.py MLP, 2,000 rows            0.5      0.9916 / 0.9922  0.9893 / 0.9907
+        the same, 8,000 rows                   0.5      0.9927 / 0.9934  0.9917 / 0.9917
+        digits, ``MLPClassifier((64,))``       0.01     0.9869 / 0.9858  0.9715 / 0.9769
+        digits, ``MLPClassifier((32, 32))``    0.01     0.9686 / 0.9657  0.9430 / 0.9478
+        4-class synthetic, ``MLPClassifier``   0.1      0.9259 / 0.9288  0.9063 / 0.9110
+        =====================================  =======  ===============  ===============
+
+        (at damping 0.1 the digits MLPs agree at 0.9991-0.9999 either way).
+        The gradient start helps the smaller space on every problem and is
+        mixed at the default size, so ``"random"`` stays the default. In
+        these runs agreement followed the size of the Krylov space,
+        ``rank + oversampling``, whichever of the two made it up: on the
+        2,000-row MLP ``(50, 10)`` and ``(60, 0)`` both gave 0.9916, and
+        ``(40, 10)`` and ``(50, 0)`` both 0.9908.
+
     Attributes
     ----------
     damping_ : float
@@ -237,9 +264,11 @@ class ArnoldiSolver(BaseSolver):
         (with the tail's shifts), checked for a positive-definite system."""
         p = problem.p
         # The Krylov space's extreme Ritz values decide whether "auto" damping
-        # must be lifted above an indefinite Hessian's smallest eigenvalue.
+        # must be lifted above an indefinite Hessian's smallest eigenvalue;
+        # its trace estimate comes from the same ``hessian_rows`` sample, so
+        # that no product runs over every training row.
         self.damping_ = resolve_damping(
-            full,
+            problem,
             damping,
             generator=generator,
             spectrum=(float(evals.min()), float(evals.max())),

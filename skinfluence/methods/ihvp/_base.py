@@ -1,5 +1,6 @@
 """The solver protocol: damping, ``solve``, capabilities, binding, pickling."""
 
+import contextlib
 import math
 import numbers
 import warnings
@@ -118,14 +119,20 @@ def resolve_damping(
         if spectrum is None:
             evals = torch.linalg.eigvalsh(H.to(torch.float64))
             spectrum = float(evals[0]), float(evals[-1])
-    else:
-        z = rademacher((n_probes, problem.p), generator, problem.dtype, problem.device)
-        tr = float((problem.hvp(z) * z).sum(1).mean())
-    convex = max(AUTO_DAMPING_FRACTION * abs(tr) / problem.p, 0.0)
-    if spectrum is not None:
-        lo, hi = map(float, spectrum)
-    else:
-        lo, hi = extreme_eigenvalues(problem, generator)
+    # The trace probes and the Lanczos run share one forward and first
+    # backward pass over the data where the problem can keep them.
+    reuse = getattr(problem, "reuse_graph", None)
+    with contextlib.nullcontext() if reuse is None or H is not None else reuse():
+        if H is None:
+            z = rademacher(
+                (n_probes, problem.p), generator, problem.dtype, problem.device
+            )
+            tr = float((problem.hvp(z) * z).sum(1).mean())
+        convex = max(AUTO_DAMPING_FRACTION * abs(tr) / problem.p, 0.0)
+        if spectrum is not None:
+            lo, hi = map(float, spectrum)
+        else:
+            lo, hi = extreme_eigenvalues(problem, generator)
     rounding = 100 * torch.finfo(problem.dtype).eps * max(abs(hi), abs(lo))
     if lo >= -max(convex, rounding):
         return convex

@@ -16,8 +16,10 @@ def _lanczos(problem, m, generator, block=1, start=None):
     ``block=1`` is the three-term Lanczos recurrence; ``block > 1`` grows the
     space ``block`` vectors at a time (block Lanczos), each block's
     Hessian-vector products taken in one batched pass over the data.
+    ``start`` (``(block, p)``) gives the first vectors instead of random
+    ones.
     """
-    if block > 1 or start is not None:
+    if block > 1 or (start is not None and start.shape[0] > 1):
         return _block_lanczos(problem, m, generator, block, start)
     p = problem.p
     device = problem.device
@@ -27,7 +29,9 @@ def _lanczos(problem, m, generator, block=1, start=None):
     # float32; the second pass below keeps it orthonormal to that precision.
     dtype = problem.dtype
     breakdown = max(BREAKDOWN, 10 * torch.finfo(dtype).eps)
-    q = torch.randn(p, generator=generator, dtype=torch.float64).to(device)
+    q = None if start is None else start[0].to(device=device, dtype=torch.float64)
+    if q is None or not float(q.norm()) > 0:
+        q = torch.randn(p, generator=generator, dtype=torch.float64).to(device)
     q = (q / q.norm()).to(dtype)
     Q = torch.empty(m, p, dtype=dtype, device=device)
     alphas, betas = [], []
