@@ -17,8 +17,10 @@ from skinfluence.methods._influence_function import AUTO_N_ESTIMATORS
 from skinfluence.methods.ihvp._base import (
     AUTO_DAMPING_FRACTION,
     INDEFINITE_FACTOR,
+    extreme_eigenvalues,
     resolve_damping,
 )
+from skinfluence.methods.ihvp._lissa import estimate_top_eigenvalue
 from skinfluence.models._adapters import SklearnAdapter
 from skinfluence.utils._torch import MemoryBudget, make_generator
 
@@ -365,3 +367,33 @@ def test_auto_damping_shares_one_forward_pass_per_chunk(indefinite_mlp, monkeypa
     d_plain, forwards_plain = damping()
     assert forwards_plain == 3 * (1 + 40)
     assert d == pytest.approx(d_plain, rel=1e-8)
+
+
+def test_spectrum_estimates_share_one_forward_pass_per_chunk(
+    indefinite_mlp, monkeypatch
+):
+    # FastIF's and LiSSA's spectrum estimates, as they are called by them.
+    est, X, y = indefinite_mlp
+    method = InfluenceFunction(damping=1.0, n_estimators=1)
+    ctx = InfluenceScorer(est, method=method, dtype="float64").fit(X, y)._context()
+
+    def estimates():
+        problem = HessianProblem(
+            ctx.view, ctx.layout, ctx.X, ctx.T, budget=MemoryBudget(batch_size=50)
+        )
+        calls = []
+        hook = ctx.view.module.register_forward_hook(lambda *a: calls.append(1))
+        lo, hi = extreme_eigenvalues(problem, make_generator(0))
+        top = estimate_top_eigenvalue(problem, make_generator(0))
+        hook.remove()
+        return (lo, hi, top), len(calls)
+
+    values, forwards = estimates()
+    # 120 rows in chunks of 50, once for each estimate.
+    assert forwards == 2 * 3
+    monkeypatch.setattr(
+        HessianProblem, "reuse_graph", lambda self: contextlib.nullcontext()
+    )
+    plain, forwards_plain = estimates()
+    assert forwards_plain == 3 * (40 + 20)
+    np.testing.assert_allclose(values, plain, rtol=1e-8)

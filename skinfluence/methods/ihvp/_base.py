@@ -52,8 +52,17 @@ def extreme_eigenvalues(problem, generator=None, n_steps=SPECTRUM_STEPS):
     most negative eigenvalue's magnitude); the margin of
     :func:`resolve_damping` covers the rest.
     """
-    evals, _ = _lanczos(problem, min(problem.p, n_steps), generator)
+    with reusing_graphs(problem):
+        evals, _ = _lanczos(problem, min(problem.p, n_steps), generator)
     return float(evals.min()), float(evals.max())
+
+
+def reusing_graphs(problem):
+    """``problem.reuse_graph()`` (repeated products share one forward and
+    first backward pass per chunk) where the problem has it, else a null
+    context."""
+    reuse = getattr(problem, "reuse_graph", None)
+    return contextlib.nullcontext() if reuse is None else reuse()
 
 
 def indefinite_damping(smallest, convex=0.0):
@@ -121,8 +130,7 @@ def resolve_damping(
             spectrum = float(evals[0]), float(evals[-1])
     # The trace probes and the Lanczos run share one forward and first
     # backward pass over the data where the problem can keep them.
-    reuse = getattr(problem, "reuse_graph", None)
-    with contextlib.nullcontext() if reuse is None or H is not None else reuse():
+    with contextlib.nullcontext() if H is not None else reusing_graphs(problem):
         if H is None:
             z = rademacher(
                 (n_probes, problem.p), generator, problem.dtype, problem.device

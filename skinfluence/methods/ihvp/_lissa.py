@@ -10,7 +10,7 @@ from torch.func import grad, jvp, vmap
 
 from ...exceptions import SolverConvergenceWarning
 from ...utils._torch import intra_op_threads, make_generator
-from ._base import BaseSolver, resolve_damping
+from ._base import BaseSolver, resolve_damping, reusing_graphs
 
 __all__ = [
     "LISSA_PRESETS",
@@ -58,13 +58,14 @@ def estimate_top_eigenvalue(problem, generator=None, n_iter=POWER_ITERATIONS):
     v = torch.randn(problem.p, generator=generator, dtype=torch.float64)
     v = (v / v.norm()).to(device=problem.device, dtype=problem.dtype)
     value = 0.0
-    for _ in range(n_iter):
-        w = problem.hvp(v, idx=idx)
-        value = float(v @ w)
-        norm = w.norm()
-        if not torch.isfinite(norm) or float(norm) == 0.0:
-            break
-        v = w / norm
+    with reusing_graphs(problem):
+        for _ in range(n_iter):
+            w = problem.hvp(v, idx=idx)
+            value = float(v @ w)
+            norm = w.norm()
+            if not torch.isfinite(norm) or float(norm) == 0.0:
+                break
+            v = w / norm
     return value
 
 
