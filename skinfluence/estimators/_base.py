@@ -110,7 +110,8 @@ def protect_classes(drop, y, order, what, labels=None):
 
     ``order`` ranks rows from most to least worth keeping within the
     candidates; a warning names the classes kept this way, as
-    ``labels[y]`` when ``y`` holds indices into the caller's ``labels``.
+    ``labels[y]`` when ``y`` holds indices into the caller's ``labels``
+    (none with ``what=None``).
     """
     drop = drop.copy()
     rescued = []
@@ -120,7 +121,7 @@ def protect_classes(drop, y, order, what, labels=None):
             best = members[np.argmin(order[members])]
             drop[best] = False
             rescued.append(cls)
-    if rescued:
+    if rescued and what is not None:
         rescued = (np.asarray(rescued) if labels is None else labels[rescued]).tolist()
         warnings.warn(
             f"{what} would remove every row of class(es) {rescued}; kept one row "

@@ -513,6 +513,12 @@ class InfluentialSubsetSelector(
                 k = int(round(share * n_drop_max * len(train) / n))
                 drop = order[:k]
                 drop = drop[m[drop] < 0]
+                if classifier:
+                    # As in the final selection, no class is dropped entirely.
+                    mask = np.zeros(len(train), dtype=bool)
+                    mask[drop] = True
+                    worth = np.nan_to_num(-m, nan=np.inf)
+                    drop = np.flatnonzero(protect_classes(mask, y[train], worth, None))
                 if a and len(drop) == 0:
                     err = base
                 else:

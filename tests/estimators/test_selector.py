@@ -332,3 +332,15 @@ def test_a_continuous_target_for_the_default_network_says_to_pass_a_regressor():
         ValueError, match=r"estimator=None.*default_estimator\('regression'"
     ):
         InfluentialSubsetSelector().fit(X, y)
+
+
+def test_imbalanced_classes_survive_the_validated_drop():
+    # The refits that check a drop must not lose the minority class either
+    # (a fold's most harmful rows can be all of it).
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(200, 5, weights=[0.95], flip_y=0, random_state=0)
+    for est in (LogisticRegression(), None):
+        sel = InfluentialSubsetSelector(est, random_state=0).fit(X, y)
+        assert set(y[sel.sample_indices_]) == {0, 1}
+        assert sel.drop_validation_ is not None
