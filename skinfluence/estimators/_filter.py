@@ -44,11 +44,23 @@ __all__ = ["NoisyLabelFilter"]
 
 
 def _warn_if_one_class_flagged(flag, y_idx, labels):
-    """Warn when a class loses far more of its rows than the data as a whole
-    (over 30%, and over twice the overall share): the sign of clean but
-    imbalanced or overlapping classes rather than of label noise, which
-    spreads over the classes."""
+    """Warn when most rows are flagged, or when a class loses far more of its
+    rows than the data as a whole (over 30%, and over twice the overall
+    share): the sign of a detector that cannot separate the classes, or of
+    clean but imbalanced or overlapping classes, rather than of label noise,
+    which spreads over the classes."""
     overall = flag.mean()
+    if overall > 0.5:
+        warnings.warn(
+            f"{int(flag.sum())} of {len(flag)} rows are flagged ({overall:.0%}): the "
+            "held-out models get most labels wrong, which says more about the "
+            "detector (too little data, features that do not predict the labels, "
+            "or an unsuited estimator) than about label noise. Check the detector "
+            "before dropping; contamination='confident_joint' or a float flags fewer.",
+            SkinfluenceWarning,
+            stacklevel=4,
+        )
+        return
     counts = np.bincount(y_idx, minlength=len(labels))
     shares = np.bincount(y_idx, weights=flag, minlength=len(labels)) / counts
     worst = int(np.argmax(shares))

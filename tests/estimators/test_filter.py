@@ -619,3 +619,15 @@ def test_unscaled_features_for_the_default_network_are_said_once():
             StandardScaler().fit_transform(X), y
         )
         NoisyLabelFilter(lr(), n_repeats=1, cv=2).fit(X, y)  # its own model
+
+
+def test_flagging_most_rows_is_said():
+    # Labels the features cannot predict: the held-out models get most of
+    # them wrong, which is no estimate of label noise.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 3))
+    y = rng.integers(0, 3, 150)
+    filt = NoisyLabelFilter(lr(), n_repeats=1, random_state=0)
+    with pytest.warns(SkinfluenceWarning, match=r"of 150 rows are flagged.*detector"):
+        filt.fit(X, y)
+    assert filt.label_issues_.mean() > 0.5
