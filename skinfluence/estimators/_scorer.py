@@ -46,7 +46,12 @@ from ..utils._torch import (
     to_numpy,
 )
 
-__all__ = ["ENGINE_PARAMETER_CONSTRAINTS", "InfluenceScorer", "warn_if_unscaled"]
+__all__ = [
+    "ENGINE_PARAMETER_CONSTRAINTS",
+    "InfluenceScorer",
+    "warn_if_numeric_target",
+    "warn_if_unscaled",
+]
 
 # Constraints of the gradient-engine settings, which the filter and the
 # selector pass on to their scorers.
@@ -116,7 +121,7 @@ def warn_if_unscaled(X, estimator_name):
         )
 
 
-def _warn_if_numeric_target(y):
+def warn_if_numeric_target(y):
     """Warn when class labels look like a regression target of whole numbers
     (many distinct numeric values, some on a single row), which a model
     without a declared kind would otherwise treat as classes."""
@@ -382,7 +387,7 @@ class InfluenceScorer(NamedComponentsMixin, TransformerMixin, BaseEstimator):
         if task == "classification":
             check_classification_targets(y)
             if models.task_of(self.estimator) is None:
-                _warn_if_numeric_target(y)
+                warn_if_numeric_target(y)
             if y.ndim == 2 and y.shape[1] == 1:
                 y = column_or_1d(y, warn=True)
             if y.ndim != 1:

@@ -27,6 +27,7 @@ from ._scorer import (
     ENGINE_PARAMETER_CONSTRAINTS,
     InfluenceScorer,
     _check_2d,
+    warn_if_numeric_target,
     warn_if_unscaled,
 )
 
@@ -399,6 +400,8 @@ class InfluentialSubsetSelector(
                 "regressor, e.g. estimator=skinfluence.models.default_estimator("
                 "'regression', n_features=X.shape[1], n_outputs=1) or Ridge()."
             )
+        if self.estimator is None and classification:
+            warn_if_numeric_target(yv)
         if classification and len(np.unique(yv)) < 2:
             raise ValueError(
                 f"y has only one class ({yv[:1].tolist()[0]!r}); influence needs at "

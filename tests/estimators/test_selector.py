@@ -344,3 +344,13 @@ def test_imbalanced_classes_survive_the_validated_drop():
         sel = InfluentialSubsetSelector(est, random_state=0).fit(X, y)
         assert set(y[sel.sample_indices_]) == {0, 1}
         assert sel.drop_validation_ is not None
+
+
+def test_a_whole_number_target_for_the_default_network_is_said():
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)  # 214 distinct whole numbers
+    with pytest.warns(SkinfluenceWarning, match="distinct values.*regression"):
+        InfluentialSubsetSelector(cv=2, validate_drop=False, random_state=0).fit(
+            X[:200], y[:200]
+        )
