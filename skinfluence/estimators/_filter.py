@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context
+from sklearn.frozen import FrozenEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
@@ -440,6 +441,15 @@ class NoisyLabelFilter(
         check_classification_targets(yv)
         if self.estimator is None:
             warn_if_unscaled(Xv, type(self).__name__)
+        if isinstance(self.estimator, FrozenEstimator) and self.cv is not None:
+            warnings.warn(
+                "estimator is a FrozenEstimator, which is not refitted on each fold: "
+                "every row is judged in-sample by the one fitted model, whose "
+                "training may have memorised wrong labels. Pass the unfitted "
+                "estimator to cross-fit, or cv=None to judge in-sample knowingly.",
+                SkinfluenceWarning,
+                stacklevel=4,
+            )
         n = len(yv)
         check_row_metadata("sample_weight", sample_weight, n)
         check_row_metadata("sensitive_features", sensitive_features, n)

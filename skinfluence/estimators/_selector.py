@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, _fit_context, clone
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -422,6 +423,15 @@ class InfluentialSubsetSelector(
         fold_scores = None
         self.validation_indices_ = np.array([], dtype=int)
 
+        if X_val is None and isinstance(self.estimator, FrozenEstimator):
+            warnings.warn(
+                "estimator is a FrozenEstimator, which is not refitted: without "
+                "X_val its validation rows are rows it trained on, and refitting "
+                "to validate a drop gives the same model. Pass X_val and y_val, or "
+                "the unfitted estimator.",
+                SkinfluenceWarning,
+                stacklevel=4,
+            )
         if X_val is not None or y_val is not None:
             if X_val is None or y_val is None:
                 raise ValueError("Pass both X_val and y_val, or neither.")

@@ -631,3 +631,18 @@ def test_flagging_most_rows_is_said():
     with pytest.warns(SkinfluenceWarning, match=r"of 150 rows are flagged.*detector"):
         filt.fit(X, y)
     assert filt.label_issues_.mean() > 0.5
+
+
+def test_a_frozen_detector_is_said_to_judge_in_sample(wine):
+    from sklearn.frozen import FrozenEstimator
+
+    fitted = lr().fit(wine.data, wine.target)
+    with pytest.warns(SkinfluenceWarning, match="FrozenEstimator.*in-sample.*cv=None"):
+        NoisyLabelFilter(FrozenEstimator(fitted), n_repeats=1).fit(
+            wine.data, wine.target
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkinfluenceWarning)
+        NoisyLabelFilter(FrozenEstimator(fitted), cv=None, n_repeats=1).fit(
+            wine.data, wine.target
+        )

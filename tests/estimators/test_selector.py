@@ -354,3 +354,17 @@ def test_a_whole_number_target_for_the_default_network_is_said():
         InfluentialSubsetSelector(cv=2, validate_drop=False, random_state=0).fit(
             X[:200], y[:200]
         )
+
+
+def test_a_frozen_model_without_x_val_is_said_to_judge_in_sample(cancer):
+    from sklearn.frozen import FrozenEstimator
+
+    X, y = cancer.data, cancer.target
+    fitted = LogisticRegression().fit(X, y)
+    with pytest.warns(SkinfluenceWarning, match="FrozenEstimator.*X_val"):
+        InfluentialSubsetSelector(FrozenEstimator(fitted)).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkinfluenceWarning)
+        InfluentialSubsetSelector(FrozenEstimator(fitted)).fit(
+            X, y, X_val=cancer.data_test, y_val=cancer.target_test
+        )
