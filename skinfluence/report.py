@@ -8,6 +8,7 @@ matplotlib or pandas; figures are passed in as PNG bytes.
 
 import base64
 import html
+import numbers
 import struct
 import zlib
 
@@ -30,9 +31,13 @@ def gray_png(image, scale=4):
     img = np.asarray(image, dtype=np.float64)
     if img.ndim != 2:
         raise ValueError(f"image must be 2-d; got shape {img.shape}.")
-    lo, hi = np.nanmin(img), np.nanmax(img)
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
+        raise ValueError(f"scale must be a positive integer; got {scale!r}.")
+    finite = img[np.isfinite(img)]
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
     level = np.zeros_like(img) if hi <= lo else (img - lo) / (hi - lo)
-    pixels = (255 * (1 - np.nan_to_num(level))).round().astype(np.uint8)
+    level = np.nan_to_num(level, nan=0.0, posinf=1.0, neginf=0.0)
+    pixels = (255 * (1 - level)).round().astype(np.uint8)
     pixels = np.kron(pixels, np.ones((scale, scale), dtype=np.uint8))
     h, w = pixels.shape
     raw = b"".join(b"\x00" + pixels[r].tobytes() for r in range(h))
@@ -62,7 +67,9 @@ def _cell(value):
     if isinstance(value, (float, np.floating)):
         if np.isnan(value):
             return '<td data-v="">&mdash;</td>'
-        return f'<td data-v="{float(value)!r}">{float(value):.4g}</td>'
+        # JavaScript's parseFloat reads "Infinity", not Python's "inf".
+        key = repr(float(value)).replace("inf", "Infinity")
+        return f'<td data-v="{key}">{float(value):.4g}</td>'
     if isinstance(value, (bool, np.bool_)):
         return f"<td>{'yes' if value else ''}</td>"
     if isinstance(value, (int, np.integer)):

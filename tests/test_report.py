@@ -47,3 +47,28 @@ def test_numbers_sort_numerically():
     )
     assert 'data-v="0.5"' in page and 'data-v="10"' in page
     assert 'data-v="2.25"' in page
+
+
+def test_infinite_numbers_sort_as_numbers():
+    # The page's sort reads data-v with JavaScript's parseFloat, which knows
+    # "Infinity" but not Python's "inf".
+    page = label_issues_html(
+        title="t",
+        settings=[],
+        counts=[],
+        per_class=[],
+        columns=["value"],
+        rows=[[float("inf")], [-np.inf], [1.5]],
+    )
+    assert 'data-v="Infinity"' in page and 'data-v="-Infinity"' in page
+    assert 'data-v="inf"' not in page
+
+
+def test_gray_png_bad_scale_and_empty_image():
+    with pytest.raises(ValueError, match="scale"):
+        gray_png(np.eye(3), scale=0)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "All-NaN slice" from numpy
+        assert gray_png(np.full((2, 2), np.nan))[:4] == b"\x89PNG"

@@ -265,11 +265,16 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    from ..exceptions import SkinfluenceDeprecationWarning
     from . import _commands
 
     command = getattr(_commands, args.func)
     with warnings.catch_warnings():
         warnings.simplefilter("default")
+        # Other libraries' deprecations (torch's own internals among them)
+        # are for their developers, not for the user of a command.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("default", category=SkinfluenceDeprecationWarning)
         warnings.showwarning = _print_warning
         try:
             return command(args)

@@ -65,8 +65,12 @@ def read_table(path):
             frame = pd.read_csv(path, sep=sep)
             if frame.shape[1] == 1 and sep == "," and ";" in str(frame.columns[0]):
                 # A semicolon-separated file, as spreadsheets write it where
-                # the comma is the decimal mark.
-                frame = pd.read_csv(path, sep=";", decimal=",")
+                # the comma is the decimal mark, or with decimal points: the
+                # reading with more numeric columns is the right one.
+                frame = max(
+                    (pd.read_csv(path, sep=";", decimal=d) for d in (",", ".")),
+                    key=lambda f: sum(f[c].dtype.kind in "biuf" for c in f.columns),
+                )
         except CLIError:
             raise
         except pd.errors.EmptyDataError:

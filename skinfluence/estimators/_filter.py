@@ -9,6 +9,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
+from tqdm.auto import tqdm
 
 from ..exceptions import SkinfluenceWarning, UnsupportedEstimatorError
 from ..models import task_of, unwrap
@@ -32,7 +33,12 @@ from ._noise_signals import (
     predicted_proba,
     sharpen,
 )
-from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer, _check_2d
+from ._scorer import (
+    ENGINE_PARAMETER_CONSTRAINTS,
+    InfluenceScorer,
+    _check_2d,
+    warn_if_unscaled,
+)
 
 __all__ = ["NoisyLabelFilter"]
 
@@ -192,7 +198,9 @@ class NoisyLabelFilter(
         The differentiable detector model (see :class:`InfluenceScorer` for
         the supported ones). ``None`` is the package's small skorch MLP,
         trained for 20 epochs with weight decay 1e-2 (short, strongly
-        regularised training is what keeps flipped labels unlearnt).
+        regularised training is what keeps flipped labels unlearnt). It
+        sees the features as given: standardise them first (a warning says
+        when a column is far off the unit scale).
     method : str or method object, default="tracin"
         Influence method of the fold scorers: the ``P`` of the
         ``"influence"`` vote and of the ``"self_influence"`` signal.
@@ -257,6 +265,8 @@ class NoisyLabelFilter(
         Seeds the folds and the fold models' training (global seeds are
         left untouched).
     verbose : int, default=0
+        Progress bars on stderr when > 0: one over the cross-fitted
+        detectors, and their gradient passes.
 
     Attributes
     ----------
@@ -416,6 +426,8 @@ class NoisyLabelFilter(
             self, X, y, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=2
         )
         check_classification_targets(yv)
+        if self.estimator is None:
+            warn_if_unscaled(Xv, type(self).__name__)
         n = len(yv)
         check_row_metadata("sample_weight", sample_weight, n)
         check_row_metadata("sensitive_features", sensitive_features, n)
@@ -474,7 +486,7 @@ class NoisyLabelFilter(
         self.sample_indices_ = np.flatnonzero(~flag)
         return self.sample_indices_
 
-    def _splits(self, X, y_idx, rng):
+    def _splits(self, X, y_idx, rng, warn=True):
         if self.cv is None:
             return None
         cv = self.cv
@@ -482,6 +494,8 @@ class NoisyLabelFilter(
             counts = np.bincount(y_idx)
             cv = min(int(cv), int(counts.min()))
             if cv < 2:
+                if not warn:
+                    return None
                 warnings.warn(
                     f"A class has {counts.min()} row(s), too few for cv={self.cv}; "
                     "judging rows in-sample instead (cv=None).",
@@ -500,12 +514,21 @@ class NoisyLabelFilter(
         sums = {s: np.zeros((n, k)) for s in votes}
         counts = np.zeros(n)
         extra = np.zeros(n) if "self_influence" in signals else None
-        for _ in range(self.n_repeats):
-            splits = self._splits(X, y_idx, rng)
+        bar = None
+        for repeat in range(self.n_repeats):
+            splits = self._splits(X, y_idx, rng, warn=repeat == 0)
             in_sample = splits is None
             if in_sample:
                 splits = [(np.arange(n), np.arange(n))]
+            if bar is None:
+                bar = tqdm(
+                    total=self.n_repeats * len(splits),
+                    desc="cross-fitted detectors",
+                    disable=not self.verbose,
+                    leave=False,
+                )
             for train, test in splits:
+                bar.update()
                 scorer = self._fit_scorer(X[train], y_idx[train], rng)
                 cols = np.asarray(scorer.classes_, dtype=int)
                 at = np.ix_(test, cols)
@@ -540,6 +563,7 @@ class NoisyLabelFilter(
                     )
                 if extra is not None:
                     extra[test] += scorer.self_influence(X[test], y_idx[test])
+        bar.close()
         self.vote_sharpness_ = {}
         P = np.zeros((n, k))
         for name, total in sums.items():

@@ -46,7 +46,7 @@ from ..utils._torch import (
     to_numpy,
 )
 
-__all__ = ["ENGINE_PARAMETER_CONSTRAINTS", "InfluenceScorer"]
+__all__ = ["ENGINE_PARAMETER_CONSTRAINTS", "InfluenceScorer", "warn_if_unscaled"]
 
 # Constraints of the gradient-engine settings, which the filter and the
 # selector pass on to their scorers.
@@ -89,6 +89,30 @@ def _check_2d(X, y=None):
     if n_x != n_y:
         raise ValueError(
             f"y has {n_y} rows but X has {n_x}; pass one target per row of X."
+        )
+
+
+# Root mean square of a feature column above which the default network is
+# warned to learn poorly (scikit-learn's digits reach 13, wine and breast
+# cancer 810 and 1048).
+UNSCALED_RMS = 100.0
+
+
+def warn_if_unscaled(X, estimator_name):
+    """Warn when a column of ``X`` is far off the unit scale that the default
+    network (which sees the features as given) learns well from."""
+    if len(X) == 0:
+        return
+    rms = np.sqrt(np.mean(np.square(X, dtype=np.float64), axis=0))
+    col = int(np.argmax(rms))
+    if rms[col] > UNSCALED_RMS:
+        warnings.warn(
+            f"X's column {col} has a root mean square of {rms[col]:.3g}: the default "
+            "network sees the features as given and learns poorly from unscaled "
+            "ones. Standardise them first, e.g. make_pipeline(StandardScaler(), "
+            f"{estimator_name}(...)), or pass an estimator.",
+            SkinfluenceWarning,
+            stacklevel=4,
         )
 
 
@@ -353,6 +377,8 @@ class InfluenceScorer(NamedComponentsMixin, TransformerMixin, BaseEstimator):
         resolve_dtype(self.dtype)
 
         adapter = models.adapter_for(self.estimator, task)
+        if self.estimator is None:
+            warn_if_unscaled(X, type(self).__name__)
         if task == "classification":
             check_classification_targets(y)
             if models.task_of(self.estimator) is None:
@@ -686,7 +712,7 @@ class InfluenceScorer(NamedComponentsMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "estimator_")
         _check_2d(X)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return self.estimator_.decision_function(X)
+        return self._adapter.decision_function(X)
 
     def score(self, X, y, sample_weight=None):
         """Accuracy (classifiers) or R^2 (regressors) of ``estimator_``."""

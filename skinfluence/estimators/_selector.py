@@ -23,7 +23,12 @@ from ._base import (
     protect_classes,
     shuffled_cv,
 )
-from ._scorer import ENGINE_PARAMETER_CONSTRAINTS, InfluenceScorer, _check_2d
+from ._scorer import (
+    ENGINE_PARAMETER_CONSTRAINTS,
+    InfluenceScorer,
+    _check_2d,
+    warn_if_unscaled,
+)
 
 __all__ = ["InfluentialSubsetSelector"]
 
@@ -372,6 +377,8 @@ class InfluentialSubsetSelector(
         Xv, yv = validate_data(
             self, X, y, reset=True, dtype=[np.float64, np.float32], ensure_min_samples=2
         )
+        if self.estimator is None:
+            warn_if_unscaled(Xv, type(self).__name__)
         n = len(yv)
         check_row_metadata("sample_weight", sample_weight, n)
         groups = check_row_metadata("sensitive_features", sensitive_features, n)
@@ -385,6 +392,13 @@ class InfluentialSubsetSelector(
             if task is not None
             else type_of_target(yv) in ("binary", "multiclass")
         )
+        if self.estimator is None and type_of_target(yv) == "continuous":
+            raise ValueError(
+                "y is a continuous target, but estimator=None is the "
+                "default network classifier; for a regression target pass a "
+                "regressor, e.g. estimator=skinfluence.models.default_estimator("
+                "'regression', n_features=X.shape[1], n_outputs=1) or Ridge()."
+            )
         if classification and len(np.unique(yv)) < 2:
             raise ValueError(
                 f"y has only one class ({yv[:1].tolist()[0]!r}); influence needs at "

@@ -23,6 +23,10 @@ __all__ = ["FastIF"]
 # FastIF's recursion damping, relative to the LiSSA scale (Guo et al. 2021).
 PAPER_RELATIVE_DAMPING = 5e-3
 
+# Candidates per query by default, the paper's k; clipped silently on smaller
+# training sets.
+DEFAULT_NEIGHBORS = 1000
+
 
 class FastIF(BaseInfluenceMethod):
     """Influence functions evaluated on a few candidate training rows per query.
@@ -43,8 +47,9 @@ class FastIF(BaseInfluenceMethod):
     Parameters
     ----------
     n_neighbors : int >= 1, default=1000
-        Candidates per query (the paper's k). Clipped, with a warning, to the
-        number of training rows.
+        Candidates per query (the paper's k). Clipped to the number of
+        training rows, with a warning when it was set above it (the default
+        is clipped silently: on fewer rows it scores every row).
     candidates : {"gradients", "features"}, default="gradients"
         How the candidates are found. ``"features"``: the paper's search, the
         nearest training rows to the query in the model's penultimate
@@ -179,7 +184,7 @@ class FastIF(BaseInfluenceMethod):
 
     def __init__(
         self,
-        n_neighbors=1000,
+        n_neighbors=DEFAULT_NEIGHBORS,
         *,
         candidates="gradients",
         search="mean",
@@ -207,12 +212,13 @@ class FastIF(BaseInfluenceMethod):
         n = ctx.n_train
         k = self.n_neighbors
         if k > n:
-            warnings.warn(
-                f"n_neighbors={k} is larger than the training set ({n} rows); "
-                f"using all {n} rows. Set n_neighbors <= {n} to silence this.",
-                SkinfluenceWarning,
-                stacklevel=4,
-            )
+            if k != DEFAULT_NEIGHBORS:
+                warnings.warn(
+                    f"n_neighbors={k} is larger than the training set ({n} rows); "
+                    f"using all {n} rows. Set n_neighbors <= {n} to silence this.",
+                    SkinfluenceWarning,
+                    stacklevel=4,
+                )
             k = n
         self.n_neighbors_ = k
         self.nn_ = None

@@ -489,14 +489,27 @@ class FrozenAdapter(ModelAdapter):
     def fine_tune(self, X, y, n_steps, lr, seed=None):
         return self.inner.fine_tune(X, y, n_steps, lr, seed)
 
+    def _fitted_input(self, X):
+        """Validated rows as the frozen model was fitted on them: under its
+        feature names when it has them (the caller's frame was checked
+        against them already), so that it does not warn of their absence."""
+        names = getattr(unwrap(self.estimator), "feature_names_in_", None)
+        if names is None or hasattr(X, "columns"):
+            return X
+        try:
+            import pandas as pd
+        except ImportError:
+            return X
+        return pd.DataFrame(X, columns=names)
+
     def predict(self, X):
-        return self.inner.predict(X)
+        return self.inner.predict(self._fitted_input(X))
 
     def predict_proba(self, X):
-        return self.inner.predict_proba(X)
+        return self.inner.predict_proba(self._fitted_input(X))
 
     def decision_function(self, X):
-        return self.inner.decision_function(X)
+        return self.inner.decision_function(self._fitted_input(X))
 
     def view(self, n_train, device="cpu", dtype=torch.float32):
         return self.inner.view(n_train, device, dtype)

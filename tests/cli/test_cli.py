@@ -614,3 +614,41 @@ def test_html_lists_at_most_the_cap_of_flagged_rows(small_csv, tmp_path, monkeyp
     n_flagged = int(pd.read_csv(report).flagged.sum())
     assert n_flagged > 3
     assert f"the 3 flagged rows of highest noise score out of {n_flagged}" in page
+
+
+def test_deprecations_of_other_libraries_are_not_shown(small_csv, capsys, monkeypatch):
+    # e.g. torch's own "torch.jit.script is deprecated" on its first forward-
+    # mode gradient: nothing the user of the command can act on.
+    import warnings
+
+    from skinfluence.cli import _commands
+    from skinfluence.exceptions import SkinfluenceWarning
+
+    real = _commands.find_label_issues
+
+    def noisy(args):
+        warnings.warn("an internal API is deprecated", DeprecationWarning)
+        warnings.warn("a result may be off", SkinfluenceWarning)
+        return real(args)
+
+    monkeypatch.setattr(_commands, "find_label_issues", noisy)
+    rc = run("find-label-issues", small_csv, "--target", "tier", "--repeats", 1)
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "a result may be off" in err
+    assert "deprecated" not in err
+
+
+def test_semicolon_table_with_decimal_points(tmp_path, capsys):
+    frame, _ = new_user_table(n=120, seed=1)
+    data = tmp_path / "semi.csv"
+    frame.to_csv(data, index=False, sep=";")  # decimal points, not commas
+    rc = run("find-label-issues", data, "--target", "tier", "--repeats", 1)
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "identifier" not in err
+    comma = tmp_path / "comma.csv"
+    frame.to_csv(comma, index=False, sep=";", decimal=",")
+    rc = run("find-label-issues", comma, "--target", "tier", "--repeats", 1)
+    err2 = capsys.readouterr().err
+    assert rc == 0 and "identifier" not in err2, err2

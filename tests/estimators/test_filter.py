@@ -564,6 +564,12 @@ def test_messages_name_the_callers_labels():
     filt = NoisyLabelFilter(LogisticRegression(), cv=None, contamination=0.5)
     with pytest.warns(SkinfluenceWarning, match=r"class\(es\) \['rare'\]"):
         filt.fit_resample(X, y)
+    y[3:5] = "single"
+    y[5] = "one"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        NoisyLabelFilter(LogisticRegression(), n_repeats=3).fit(X, y)
+    assert sum("too few for cv=5" in str(w.message) for w in caught) == 1
     with pytest.raises(ValueError, match=r"one class \('no'\)"):
         NoisyLabelFilter(lr()).fit_resample(X, np.full(60, "no", dtype=object))
 
@@ -585,3 +591,31 @@ def test_flagging_much_of_one_class_is_said(wine):
     with warnings.catch_warnings():
         warnings.simplefilter("error", SkinfluenceWarning)
         NoisyLabelFilter(lr(), n_repeats=1, random_state=0).fit(wine.data, wine.target)
+
+
+def test_verbose_shows_the_cross_fitting_progress(wine, capsys):
+    NoisyLabelFilter(lr(), cv=3, n_repeats=2, random_state=0).fit(
+        wine.data, wine.target
+    )
+    assert capsys.readouterr().err == ""
+    NoisyLabelFilter(lr(), cv=3, n_repeats=2, verbose=1, random_state=0).fit(
+        wine.data, wine.target
+    )
+    assert "cross-fitted detectors" in capsys.readouterr().err
+
+
+def test_unscaled_features_for_the_default_network_are_said_once():
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)  # proline in the hundreds
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        NoisyLabelFilter(n_repeats=1, cv=2, random_state=0).fit(X, y)
+    said = [w for w in caught if "root mean square" in str(w.message)]
+    assert len(said) == 1 and "StandardScaler" in str(said[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkinfluenceWarning)
+        NoisyLabelFilter(n_repeats=1, cv=2, random_state=0).fit(
+            StandardScaler().fit_transform(X), y
+        )
+        NoisyLabelFilter(lr(), n_repeats=1, cv=2).fit(X, y)  # its own model

@@ -546,3 +546,30 @@ def test_sparse_input_says_how_to_make_a_pipeline_dense():
     scorer = InfluenceScorer(LogisticRegression()).fit(X, y)
     with pytest.raises(TypeError, match=r"sparse.*toarray"):
         scorer.influence(Xs[:2], y[:2])
+
+
+def test_a_frozen_model_fitted_on_a_frame_predicts_without_warnings():
+    pd = pytest.importorskip("pandas")
+    X, y = _data()
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    fitted = LogisticRegression().fit(frame, y)
+    scorer = InfluenceScorer(FrozenEstimator(fitted)).fit(frame, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names"
+        pred = scorer.predict(frame)
+        proba = scorer.predict_proba(frame)
+        dec = scorer.decision_function(frame)
+    np.testing.assert_array_equal(pred, fitted.predict(frame))
+    np.testing.assert_allclose(proba, fitted.predict_proba(frame))
+    np.testing.assert_allclose(dec, fitted.decision_function(frame))
+
+
+def test_unscaled_features_for_the_default_network_are_said():
+    from skinfluence.exceptions import SkinfluenceWarning
+
+    X, y = _data()
+    with pytest.warns(SkinfluenceWarning, match="column 2 .*StandardScaler"):
+        InfluenceScorer().fit(X * np.array([1, 1, 500, 1]), y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkinfluenceWarning)
+        InfluenceScorer(LogisticRegression()).fit(X * 500, y)

@@ -312,3 +312,23 @@ def test_shape_errors_name_x_and_y(cancer):
     n = len(cancer.target)
     with pytest.raises(ValueError, match=f"y has {n - 1} rows but X has {n}"):
         sel.fit_resample(cancer.data, cancer.target[:-1])
+
+
+def test_unscaled_features_for_the_default_network_are_said_once(cancer):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        InfluentialSubsetSelector(cv=2, random_state=0).fit(
+            cancer.data * 1000, cancer.target
+        )
+    said = [w for w in caught if "root mean square" in str(w.message)]
+    assert len(said) == 1 and "InfluentialSubsetSelector" in str(said[0].message)
+
+
+def test_a_continuous_target_for_the_default_network_says_to_pass_a_regressor():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = X @ [1.0, -2.0, 0.5]
+    with pytest.raises(
+        ValueError, match=r"estimator=None.*default_estimator\('regression'"
+    ):
+        InfluentialSubsetSelector().fit(X, y)

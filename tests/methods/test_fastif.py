@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -183,6 +185,11 @@ def test_n_neighbors_clipped_with_warning(mlp):
     ctx = scorer._context()
     with pytest.warns(SkinfluenceWarning, match="n_neighbors=500"):
         fast = FastIF(500, depth=2).fit(ctx)
+    assert fast.n_neighbors_ == len(X)
+    # The default asks for no more than the data has: clipped silently.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SkinfluenceWarning)
+        fast = FastIF(depth=2).fit(ctx)
     assert fast.n_neighbors_ == len(X)
     out = fast.influence(ctx, _query(ctx, [0]))
     assert bool(torch.isfinite(out).all())
