@@ -340,31 +340,42 @@ def test_single_model_says_its_damping_lift_as_before(indefinite_mlp):
     assert scorer.method_.damping_ == pytest.approx(INDEFINITE_FACTOR * -smallest)
 
 
-def test_auto_damping_shares_one_forward_pass_per_chunk(indefinite_mlp, monkeypatch):
+def _forwards_with_and_without_kept_graphs(indefinite_mlp, monkeypatch, run):
+    """``run(problem)`` on the Hessian of ``indefinite_mlp`` (120 rows in
+    chunks of 50), with graphs kept and with every product redoing its
+    passes: ``(values, forwards)`` of each."""
     est, X, y = indefinite_mlp
     method = InfluenceFunction(damping=1.0, n_estimators=1)
     ctx = InfluenceScorer(est, method=method, dtype="float64").fit(X, y)._context()
 
-    def damping():
-        # 120 rows in chunks of 50; the 8 trace probes (one batched pass)
-        # and 40 Lanczos steps.
+    def counted():
         problem = HessianProblem(
             ctx.view, ctx.layout, ctx.X, ctx.T, budget=MemoryBudget(batch_size=50)
         )
         calls = []
         hook = ctx.view.module.register_forward_hook(lambda *a: calls.append(1))
-        with pytest.warns(SkinfluenceWarning, match="indefinite"):
-            d = resolve_damping(problem, "auto", generator=make_generator(0))
+        values = run(problem)
         hook.remove()
-        return d, len(calls)
+        return values, len(calls)
 
-    d, forwards = damping()
-    assert forwards == 3
-    # The same damping as when every product redoes its passes.
-    monkeypatch.setattr(
-        HessianProblem, "reuse_graph", lambda self: contextlib.nullcontext()
+    kept = counted()
+    with monkeypatch.context() as m:
+        m.setattr(HessianProblem, "reuse_graph", lambda self: contextlib.nullcontext())
+        plain = counted()
+    return kept, plain
+
+
+def test_auto_damping_shares_one_forward_pass_per_chunk(indefinite_mlp, monkeypatch):
+    def damping(problem):
+        with pytest.warns(SkinfluenceWarning, match="indefinite"):
+            return resolve_damping(problem, "auto", generator=make_generator(0))
+
+    (d, forwards), (d_plain, forwards_plain) = _forwards_with_and_without_kept_graphs(
+        indefinite_mlp, monkeypatch, damping
     )
-    d_plain, forwards_plain = damping()
+    # Three chunks; without kept graphs the 8 trace probes (one batched
+    # pass) and each of the 40 Lanczos steps redo them.
+    assert forwards == 3
     assert forwards_plain == 3 * (1 + 40)
     assert d == pytest.approx(d_plain, rel=1e-8)
 
@@ -372,28 +383,16 @@ def test_auto_damping_shares_one_forward_pass_per_chunk(indefinite_mlp, monkeypa
 def test_spectrum_estimates_share_one_forward_pass_per_chunk(
     indefinite_mlp, monkeypatch
 ):
-    # FastIF's and LiSSA's spectrum estimates, as they are called by them.
-    est, X, y = indefinite_mlp
-    method = InfluenceFunction(damping=1.0, n_estimators=1)
-    ctx = InfluenceScorer(est, method=method, dtype="float64").fit(X, y)._context()
-
-    def estimates():
-        problem = HessianProblem(
-            ctx.view, ctx.layout, ctx.X, ctx.T, budget=MemoryBudget(batch_size=50)
-        )
-        calls = []
-        hook = ctx.view.module.register_forward_hook(lambda *a: calls.append(1))
+    # FastIF's and LiSSA's spectrum estimates, as they call them.
+    def estimates(problem):
         lo, hi = extreme_eigenvalues(problem, make_generator(0))
-        top = estimate_top_eigenvalue(problem, make_generator(0))
-        hook.remove()
-        return (lo, hi, top), len(calls)
+        return lo, hi, estimate_top_eigenvalue(problem, make_generator(0))
 
-    values, forwards = estimates()
-    # 120 rows in chunks of 50, once for each estimate.
-    assert forwards == 2 * 3
-    monkeypatch.setattr(
-        HessianProblem, "reuse_graph", lambda self: contextlib.nullcontext()
+    (values, forwards), (plain, forwards_plain) = (
+        _forwards_with_and_without_kept_graphs(indefinite_mlp, monkeypatch, estimates)
     )
-    plain, forwards_plain = estimates()
+    # Three chunks, once for each estimate; without kept graphs once for
+    # each of the 40 Lanczos steps and 20 power iterations.
+    assert forwards == 2 * 3
     assert forwards_plain == 3 * (40 + 20)
     np.testing.assert_allclose(values, plain, rtol=1e-8)

@@ -7,7 +7,7 @@ from sklearn.linear_model import LogisticRegression
 from skinfluence import InfluenceFunction, InfluenceScorer, LissaSolver
 from skinfluence.exceptions import SolverConvergenceWarning
 from skinfluence.gradients import HessianProblem
-from skinfluence.methods.ihvp import SOLVERS, ExactSolver, get_solver
+from skinfluence.methods.ihvp import SOLVERS, ExactSolver, _lissa, get_solver
 from skinfluence.utils._torch import make_generator
 
 
@@ -182,3 +182,13 @@ def test_small_batch_recursion_runs_on_one_thread(logistic, batch_size, expected
         torch.set_num_threads(before)
     assert set(seen) == {expected}
     np.testing.assert_allclose(out, solver.rebind(problem).solve(V), rtol=1e-12)
+
+
+def test_row_top_eigenvalue_is_the_largest_single_row_curvature(logistic):
+    # One row's loss Hessian of a logistic regression is rank one,
+    # p (1 - p) [x, 1] [x, 1]^T.
+    X, y, ctx, problem = logistic
+    p = LogisticRegression(C=0.5).fit(X, y).predict_proba(X)[:, 1]
+    ref = float(np.max(p * (1 - p) * ((X**2).sum(1) + 1)))
+    got = _lissa.estimate_row_top_eigenvalue(problem, make_generator(0))
+    assert got == pytest.approx(ref, rel=1e-6)
