@@ -179,15 +179,16 @@ class FinalEstimatorMixin(NamedComponentsMixin):
         """Fail before any fitting on a method name unknown at call time."""
         get_method(self.method)
 
-    def _fit_scorer(self, X, y, rng, **scorer_params):
+    def _fit_scorer(self, X, y, rng, method=None, **scorer_params):
         """:func:`fit_scorer` on ``(X, y)`` with a seed drawn from ``rng`` and
-        this estimator's ``method`` and engine settings."""
+        this estimator's ``method`` (unless ``method`` is given) and engine
+        settings."""
         return fit_scorer(
             self.estimator,
             X,
             y,
             draw_seed(rng),
-            method=self.method,
+            method=self.method if method is None else method,
             parameters=self.parameters,
             device=self.device,
             dtype=self.dtype,

@@ -562,7 +562,12 @@ class InfluentialSubsetSelector(
             model = clone(self.final_estimator).fit(X[keep], y[keep])
         else:
             # Seeded alike for every drop compared on a fold: a paired test.
-            model = self._fit_scorer(X[keep], y[keep], np.random.RandomState(seed))
+            # Only its predictions count, which do not depend on the influence
+            # method: the cheapest one spares e.g. an influence function's
+            # Hessians and ensemble refits.
+            model = self._fit_scorer(
+                X[keep], y[keep], np.random.RandomState(seed), method="tracin"
+            )
         pred = model.predict(X[val])
         if classifier:
             return (pred != y[val]).astype(float)

@@ -368,3 +368,23 @@ def test_a_frozen_model_without_x_val_is_said_to_judge_in_sample(cancer):
         InfluentialSubsetSelector(FrozenEstimator(fitted)).fit(
             X, y, X_val=cancer.data_test, y_val=cancer.target_test
         )
+
+
+def test_the_validated_drop_refits_do_not_fit_the_influence_method(cancer, monkeypatch):
+    # Only the refitted models' predictions are compared, and those do not
+    # depend on the method: one method fit per fold, none per refit.
+    from skinfluence import InfluenceFunction
+
+    calls = []
+    real = InfluenceFunction.fit
+
+    def counting(self, ctx):
+        calls.append(ctx.n_train)
+        return real(self, ctx)
+
+    monkeypatch.setattr(InfluenceFunction, "fit", counting)
+    sel = InfluentialSubsetSelector(
+        LogisticRegression(), method="influence_function", cv=2, random_state=0
+    ).fit(cancer.data, cancer.target)
+    assert sel.drop_validation_ is not None
+    assert len(calls) == 2
