@@ -11,9 +11,9 @@ N, D, H, C = 30, 3, 4, 3
 PENALTY = 0.7
 
 
-def _view(loss=multinomial_loss, penalty=True):
+def _view(loss=multinomial_loss, penalty=True, dtype=torch.float64):
     torch.manual_seed(0)
-    module = nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, C)).double()
+    module = nn.Sequential(nn.Linear(D, H), nn.Tanh(), nn.Linear(H, C)).to(dtype)
 
     def l2(params):
         return PENALTY * sum((params[k] ** 2).sum() for k in ("0.weight", "2.weight"))
@@ -186,3 +186,36 @@ def test_reused_graph_splits_many_vectors_and_respects_the_budget(monkeypatch, b
                 )
         assert len(calls) == forwards
         view.module._forward_hooks.clear()
+
+
+def test_products_in_bfloat16_are_close_and_kept_graphs_follow_the_precision():
+    X, T = _data()
+    ref = _explicit_hessian(_view(), X, T, slice(None), 1.0).float()
+    view = _view(dtype=torch.float32)
+    X = X.float()
+    layout = ParamLayout(view, view.select("all"), X[:2])
+    problem = HessianProblem(view, layout, X, T)
+    V = torch.randn(3, layout.p)
+    exact = V @ ref
+
+    def rel_err(out):
+        return float((out - exact).norm() / exact.norm())
+
+    assert rel_err(problem.hvp(V)) < 1e-5
+    with problem.products_in(torch.bfloat16):
+        low = problem.hvp(V)
+    assert low.dtype == torch.float32
+    # bfloat16 matrix products: close to the Hessian, but not float32-exact.
+    assert 1e-4 < rel_err(low) < 5e-2
+    calls = _count_forwards(view)
+    with problem.reuse_graph():
+        with problem.products_in(torch.bfloat16):
+            torch.testing.assert_close(problem.hvp(V), low)
+        # The kept bfloat16 graph is not reused at full precision.
+        assert rel_err(problem.hvp(V)) < 1e-5
+        with problem.products_in(torch.bfloat16):
+            torch.testing.assert_close(problem.hvp(V), low)
+    assert len(calls) == 3
+    # A problem in its own dtype runs unchanged.
+    with problem.products_in(torch.float32):
+        assert rel_err(problem.hvp(V)) < 1e-5

@@ -606,3 +606,96 @@ def test_arnoldi_gradient_start_spans_the_krylov_space_of_a_gradient_probe(
         U = s.method_.solver_._U
         gap = float(torch.linalg.matrix_norm(U @ U.T - Q @ Q.T, ord=2))
         assert (gap < 1e-6) == same, (start, gap)
+
+
+@pytest.mark.parametrize(
+    "precision, native, dtype, expected",
+    [
+        ("auto", True, "float32", torch.bfloat16),
+        ("auto", False, "float32", torch.float32),
+        ("bfloat16", False, "float32", torch.bfloat16),
+        ("full", True, "float32", torch.float32),
+        # float64 problems are reference numbers: never autocast.
+        ("auto", True, "float64", torch.float64),
+        ("bfloat16", True, "float64", torch.float64),
+    ],
+)
+def test_arnoldi_precision_picks_the_product_dtype(
+    mlp_data, monkeypatch, precision, native, dtype, expected
+):
+    from skinfluence.methods.ihvp import _base
+
+    monkeypatch.setattr(_base, "native_bfloat16", lambda device: native)
+    seen = []
+    hvp = HessianProblem.hvp
+
+    def recording_hvp(self, V, rows=None, idx=None):
+        seen.extend([self._autocast] * V.reshape(-1, self.p).shape[0])
+        return hvp(self, V, rows=rows, idx=idx)
+
+    monkeypatch.setattr(HessianProblem, "hvp", recording_hvp)
+    est, X, y = mlp_data
+    solver = ArnoldiSolver(rank=4, oversampling=2, n_probes=3, precision=precision)
+    s, _, _ = _scores(est, X, y, solver, dtype=dtype)
+    fitted = s.method_.solver_
+    assert fitted.product_dtype_ == expected
+    autocast = None if expected == getattr(torch, dtype) else expected
+    # The Krylov space's products at that precision; in bfloat16, the
+    # Rayleigh quotients of one or two Ritz vectors at full precision (the
+    # accuracy check); the tail's three probes at full precision.
+    assert seen[:6] == [autocast] * 6
+    assert seen[6:] == [None] * (len(seen) - 6)
+    assert len(seen) - 9 in ((1, 2) if autocast is not None else (0,))
+
+
+def test_arnoldi_falls_back_to_full_precision_where_bfloat16_loses_too_much(
+    monkeypatch,
+):
+    from skinfluence.methods.ihvp import _base
+
+    monkeypatch.setattr(_base, "native_bfloat16", lambda device: True)
+    X, y = make_classification(
+        300, 8, n_informative=4, n_classes=3, n_clusters_per_class=1, random_state=0
+    )
+    fitted = {}
+    for offset in [0.0, 100.0]:
+        # Features far from zero: bfloat16 rounds away their spread.
+        Xo = X + offset
+        lr = FrozenEstimator(LogisticRegression(max_iter=5000).fit(Xo, y))
+        for precision in ["auto", "full"]:
+            solver = ArnoldiSolver(rank=5, oversampling=5, precision=precision)
+            s, inf, _ = _scores(lr, Xo, y, solver, damping=0.01, dtype="float32")
+            fitted[offset, precision] = s.method_.solver_, inf
+    kept, _ = fitted[0.0, "auto"]
+    assert kept.product_dtype_ == torch.bfloat16
+    low, ref = fitted[100.0, "auto"], fitted[100.0, "full"]
+    assert low[0].product_dtype_ == torch.float32
+    # The same Krylov space as a full-precision fit from the same state.
+    np.testing.assert_allclose(low[0].eigenvalues_, ref[0].eigenvalues_, rtol=1e-6)
+    np.testing.assert_allclose(low[1], ref[1], rtol=1e-5, atol=1e-7)
+
+
+def test_arnoldi_auto_precision_keeps_a_full_krylov_space_exact(mlp_data, monkeypatch):
+    from skinfluence.methods.ihvp import _base
+
+    monkeypatch.setattr(_base, "native_bfloat16", lambda device: True)
+    est, X, y = mlp_data
+    s, _, _ = _scores(est, X, y, ArnoldiSolver(rank=1000), dtype="float32")
+    assert s.method_.solver_.product_dtype_ == torch.float32
+
+
+def test_arnoldi_bfloat16_products_keep_the_top_eigenvalues(mlp_data):
+    est, X, y = mlp_data
+    ctx = _scores(est, X, y, "exact")[0]._context()
+    H, _ = _explicit_hessian(ctx.view, ctx.X, ctx.T)
+    top = torch.linalg.eigvalsh((H + H.T) / 2).abs().sort(descending=True).values
+    top = top[:3].numpy()
+    found = {}
+    for precision in ["full", "bfloat16"]:
+        solver = ArnoldiSolver(rank=3, oversampling=30, precision=precision)
+        s, inf, _ = _scores(est, X, y, solver, dtype="float32")
+        found[precision] = np.abs(s.method_.solver_.eigenvalues_)
+    np.testing.assert_allclose(found["full"], top, rtol=1e-4)
+    np.testing.assert_allclose(found["bfloat16"], top, rtol=3e-2)
+    # ... and the products did run in bfloat16.
+    assert np.abs(found["bfloat16"] / top - 1).max() > 1e-4

@@ -7,13 +7,33 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ...exceptions import SingularHessianError
 from ...utils._torch import rademacher
-from ._base import BaseSolver, resolve_damping
+from ._base import BaseSolver, computing_products_in, product_dtype, resolve_damping
 from ._lanczos import _lanczos
 
 __all__ = ["ArnoldiSolver"]
 
 # Default Krylov vectors per pass over the data (see ``block_size``).
 BLOCK = 1
+# Largest relative error of a reduced-precision Ritz value (against its
+# full-precision Rayleigh quotient) at which the reduced-precision Krylov
+# space is kept (see ``precision``).
+PRECISION_TOLERANCE = 0.1
+
+
+def _ritz_values_hold(problem, evals, U, rank, damping):
+    """Whether the Ritz values of a reduced-precision Krylov space hold at
+    full precision where they are least accurate: the kept one of least
+    magnitude and the smallest (which ``damping="auto"`` looks at), each
+    within ``PRECISION_TOLERANCE`` of its Rayleigh quotient at full precision
+    (relative to that quotient, or to a numeric damping if larger)."""
+    order = torch.argsort(evals.abs(), descending=True)[:rank]
+    picks = sorted({int(order[-1]), int(torch.argmin(evals))})
+    V = U[:, picks].T
+    quotients = (problem.hvp(V.to(problem.dtype)).to(torch.float64) * V).sum(1)
+    floor = 0.0 if isinstance(damping, str) else float(damping)
+    scale = quotients.abs().clamp_min(floor)
+    err = (quotients - evals[picks]).abs()
+    return bool((err <= PRECISION_TOLERANCE * scale).all())
 
 
 class ArnoldiSolver(BaseSolver):
@@ -152,6 +172,51 @@ class ArnoldiSolver(BaseSolver):
         2,000-row MLP ``(50, 10)`` and ``(60, 0)`` both gave 0.9916, and
         ``(40, 10)`` and ``(50, 0)`` both 0.9908.
 
+    precision : {"auto", "full", "bfloat16"}, default="auto"
+        Arithmetic of the Krylov space's Hessian-vector products, which are
+        most of the fit's cost. ``"bfloat16"`` runs their matrix
+        multiplications in bfloat16 (``torch.autocast``; the loss and its
+        derivatives stay in float32, and so do the results), about twice as
+        fast where the hardware has bfloat16 arithmetic, at a relative error
+        of about 1e-2 per product. ``"full"`` keeps the problem's dtype.
+        ``"auto"`` is ``"bfloat16"`` on a CPU with AVX-512 BF16 or AMX and
+        ``"full"`` elsewhere (GPUs included, where it is unmeasured). The
+        tail's probes, the damping, the coordinates and the scores always
+        run at full precision, and a float64 problem is never autocast;
+        ``"auto"`` also keeps full precision when the Krylov space spans every
+        parameter (an exact eigendecomposition). A reduced-precision space is
+        checked before use: the full-precision Rayleigh quotients of two
+        Ritz vectors (the kept one of least magnitude and the smallest) must
+        lie within 10% of their Ritz values (relative to the quotient, or to
+        a numeric damping if larger); otherwise the space is rebuilt at full
+        precision (``product_dtype_`` says which was used). bfloat16 keeps
+        about three significant digits, so features far from zero (a mean
+        of 100 with unit spread) lose their spread and fail the check.
+        Mean Pearson correlation with an exact solve, ``"full"`` /
+        ``"bfloat16"`` (speed_if.py: float64 CG over 20 queries; the others:
+        ``solver="exact"`` over 30 held-out queries, ``MLPClassifier`` fitted
+        with ``random_state=0`` on 1,500 standardised digits rows or 2,500
+        rows of a 4-class ``make_classification`` problem with 20 features):
+
+        =====================================  =======  ===============  ===============
+        problem                                damping  rank=50          rank=40,
+                                                        (default)        oversampling=0,
+                                                                         start="gradient"
+        =====================================  =======  ===============  ===============
+        speed_if.py MLP, 2,000 rows            0.5      0.9916 / 0.9916  0.9907 / 0.9907
+        the same, 8,000 rows                   0.5      0.9927 / 0.9927  0.9917 / 0.9917
+        digits, ``MLPClassifier((64,))``       0.01     0.9930 / 0.9928  0.9834 / 0.9826
+        digits, ``MLPClassifier((32, 32))``    0.01     0.9844 / 0.9842  0.9697 / 0.9710
+        4-class, ``MLPClassifier((50,))``      0.1      0.9485 / 0.9482  0.9296 / 0.9302
+        =====================================  =======  ===============  ===============
+
+        On the speed_if.py MLP (one thread of a CPU with AVX-512 BF16) a
+        product fell from 33 ms to 17 ms at 2,000 rows, and the default fit
+        and scores from 2.38 s to 1.56 s (from 6.0 s to 3.8 s at 8,000
+        rows). With the tail's probes also in bfloat16 the loss at the
+        default grew to 0.0003-0.0007 on the three small problems, so they
+        stay at full precision.
+
     Attributes
     ----------
     damping_ : float
@@ -165,6 +230,8 @@ class ArnoldiSolver(BaseSolver):
         repeated.
     n_hvp_ : int
         Hessian-vector products used.
+    product_dtype_ : torch.dtype
+        The dtype of the Krylov space's products (see ``precision``).
     hessian_indices_ : ndarray of int or None
         Training rows of the ``hessian_rows`` sample (``None``: all rows).
 
@@ -198,6 +265,7 @@ class ArnoldiSolver(BaseSolver):
         ],
         "n_probes": [Interval(numbers.Integral, 1, None, closed="left")],
         "hessian_rows": [None, Interval(numbers.Integral, 1, None, closed="left")],
+        "precision": [StrOptions({"auto", "full", "bfloat16"})],
     }
 
     def __init__(
@@ -209,8 +277,10 @@ class ArnoldiSolver(BaseSolver):
         hessian_rows=4096,
         block_size=BLOCK,
         start="random",
+        precision="auto",
     ):
         self.start = start
+        self.precision = precision
         self.rank = rank
         self.oversampling = oversampling
         self.block_size = block_size
@@ -235,14 +305,23 @@ class ArnoldiSolver(BaseSolver):
         seed = None
         if self.start == "gradient":
             seed = problem.signed_gradients(self.block_size, generator)
+        m = min(p, rank + self.oversampling)
+        self.product_dtype_ = product_dtype(full, self.precision)
+        if self.precision == "auto" and m >= p:
+            # A Krylov space of every direction is an exact eigendecomposition.
+            self.product_dtype_ = full.dtype
+        reduced = self.product_dtype_ != full.dtype
+        state = generator.get_state() if reduced and generator is not None else None
         with problem.reuse_graph():
-            evals, U = _lanczos(
-                problem,
-                min(p, rank + self.oversampling),
-                generator,
-                self.block_size,
-                seed,
-            )
+            with computing_products_in(full, self.product_dtype_):
+                evals, U = _lanczos(problem, m, generator, self.block_size, seed)
+            if reduced and not _ritz_values_hold(problem, evals, U, rank, damping):
+                # Reduced precision lost too much here (e.g. features far from
+                # zero, whose spread bfloat16 rounds away): start over.
+                self.product_dtype_ = full.dtype
+                if state is not None:
+                    generator.set_state(state)
+                evals, U = _lanczos(problem, m, generator, self.block_size, seed)
             fits = self._fit_tail(problem, full, damping, generator, evals, U, rank)
         evals, U, c, tails, shifts = fits
         self.eigenvalues_ = evals.cpu().numpy()

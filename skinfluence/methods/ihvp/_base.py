@@ -19,6 +19,7 @@ __all__ = [
     "check_damping",
     "extreme_eigenvalues",
     "indefinite_damping",
+    "product_dtype",
     "resolve_damping",
 ]
 
@@ -55,6 +56,46 @@ def extreme_eigenvalues(problem, generator=None, n_steps=SPECTRUM_STEPS):
     with reusing_graphs(problem):
         evals, _ = _lanczos(problem, min(problem.p, n_steps), generator)
     return float(evals.min()), float(evals.max())
+
+
+def native_bfloat16(device):
+    """Whether ``device`` runs bfloat16 matrix products natively: a CPU with
+    AVX-512 BF16 or AMX (as PyTorch reports them). GPUs answer ``False``:
+    bfloat16 products there are unmeasured here."""
+    if torch.device(device).type != "cpu":
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    for name in checks:
+        check = getattr(torch.cpu, name, None)
+        try:
+            if check is not None and check():
+                return True
+        except (RuntimeError, AttributeError):  # pragma: no cover
+            continue
+    return False
+
+
+def product_dtype(problem, precision):
+    """The dtype that Hessian-vector products are autocast to
+    (:meth:`HessianProblem.products_in`) for a solver's ``precision``:
+    ``"full"`` the problem's own, ``"bfloat16"`` bfloat16, and ``"auto"``
+    bfloat16 on hardware that runs it natively (:func:`native_bfloat16`),
+    else the problem's own. Only float32 problems are autocast: a float64
+    problem (reference numbers) keeps float64 either way."""
+    if problem.dtype != torch.float32 or precision == "full":
+        return problem.dtype
+    if precision == "bfloat16" or native_bfloat16(problem.device):
+        return torch.bfloat16
+    return problem.dtype
+
+
+def computing_products_in(problem, dtype):
+    """``problem.products_in(dtype)`` where the problem has it (and the dtype
+    differs from its own), else a null context."""
+    products_in = getattr(problem, "products_in", None)
+    if products_in is None or dtype == problem.dtype:
+        return contextlib.nullcontext()
+    return products_in(dtype)
 
 
 def reusing_graphs(problem):
