@@ -22,12 +22,18 @@ PRECISION_TOLERANCE = 0.1
 
 def _ritz_values_hold(problem, evals, U, rank, damping):
     """Whether the Ritz values of a reduced-precision Krylov space hold at
-    full precision where they are least accurate: the kept one of least
-    magnitude and the smallest (which ``damping="auto"`` looks at), each
+    full precision where they are least accurate or matter most: the kept
+    one of least magnitude, the kept smallest and, with ``damping="auto"``,
+    which looks at it, the smallest of all; each
     within ``PRECISION_TOLERANCE`` of its Rayleigh quotient at full precision
     (relative to that quotient, or to a numeric damping if larger)."""
     order = torch.argsort(evals.abs(), descending=True)[:rank]
-    picks = sorted({int(order[-1]), int(torch.argmin(evals))})
+    # The kept one of least magnitude and the kept smallest (the same on a
+    # positive-definite Hessian), whose sum with the damping must be > 0.
+    picks = {int(order[-1]), int(order[torch.argmin(evals[order])])}
+    if isinstance(damping, str):
+        picks.add(int(torch.argmin(evals)))
+    picks = sorted(picks)
     V = U[:, picks].T
     quotients = (problem.hvp(V.to(problem.dtype)).to(torch.float64) * V).sum(1)
     floor = 0.0 if isinstance(damping, str) else float(damping)
@@ -185,8 +191,10 @@ class ArnoldiSolver(BaseSolver):
         run at full precision, and a float64 problem is never autocast;
         ``"auto"`` also keeps full precision when the Krylov space spans every
         parameter (an exact eigendecomposition). A reduced-precision space is
-        checked before use: the full-precision Rayleigh quotients of two
-        Ritz vectors (the kept one of least magnitude and the smallest) must
+        checked before use: the full-precision Rayleigh quotients of the
+        kept Ritz vectors of least magnitude and of least value (one vector
+        on a positive-definite Hessian), and with ``damping="auto"`` of the
+        smallest of all (which sets the damping of an indefinite Hessian), must
         lie within 10% of their Ritz values (relative to the quotient, or to
         a numeric damping if larger); otherwise the space is rebuilt at full
         precision (``product_dtype_`` says which was used). bfloat16 keeps
