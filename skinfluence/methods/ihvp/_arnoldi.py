@@ -1,12 +1,13 @@
 """Top-k Hessian eigenpairs by Lanczos (Arnoldi on a symmetric operator)."""
 
 import numbers
+import warnings
 
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ...exceptions import SingularHessianError
-from ...utils._torch import rademacher
+from ...utils._torch import make_generator, rademacher
 from ._base import BaseSolver, computing_products_in, product_dtype, resolve_damping
 from ._lanczos import _lanczos
 
@@ -14,32 +15,58 @@ __all__ = ["ArnoldiSolver"]
 
 # Default Krylov vectors per pass over the data (see ``block_size``).
 BLOCK = 1
-# Largest relative error of a reduced-precision Ritz value (against its
-# full-precision Rayleigh quotient) at which the reduced-precision Krylov
-# space is kept (see ``precision``).
+# Largest relative error of a reduced-precision Rayleigh quotient (against
+# full precision) at which the reduced-precision fit is kept, and the rows
+# the check uses (see ``precision``).
 PRECISION_TOLERANCE = 0.1
+PRECISION_CHECK_ROWS = 512
 
 
-def _ritz_values_hold(problem, evals, U, rank, damping):
-    """Whether the Ritz values of a reduced-precision Krylov space hold at
-    full precision where they are least accurate or matter most: the kept
-    one of least magnitude, the kept smallest and, with ``damping="auto"``,
-    which looks at it, the smallest of all; each
-    within ``PRECISION_TOLERANCE`` of its Rayleigh quotient at full precision
-    (relative to that quotient, or to a numeric damping if larger)."""
+def _checked(evals, rank, damping):
+    """Ritz values where reduced precision is least accurate or matters
+    most: the kept one of least magnitude, the kept smallest (the same on a
+    positive-definite Hessian) and, with ``damping="auto"``, which looks at
+    it, the smallest of all."""
     order = torch.argsort(evals.abs(), descending=True)[:rank]
-    # The kept one of least magnitude and the kept smallest (the same on a
-    # positive-definite Hessian), whose sum with the damping must be > 0.
     picks = {int(order[-1]), int(order[torch.argmin(evals[order])])}
     if isinstance(damping, str):
         picks.add(int(torch.argmin(evals)))
-    picks = sorted(picks)
-    V = U[:, picks].T
-    quotients = (problem.hvp(V.to(problem.dtype)).to(torch.float64) * V).sum(1)
+    return sorted(picks)
+
+
+def _agree(values, exact, damping):
     floor = 0.0 if isinstance(damping, str) else float(damping)
-    scale = quotients.abs().clamp_min(floor)
-    err = (quotients - evals[picks]).abs()
-    return bool((err <= PRECISION_TOLERANCE * scale).all())
+    scale = exact.abs().clamp_min(floor)
+    return bool(((values - exact).abs() <= PRECISION_TOLERANCE * scale).all())
+
+
+def _quotients(problem, V, idx=None):
+    kw = {} if idx is None else {"idx": idx}
+    return (problem.hvp(V, **kw) * V).sum(1).to(torch.float64)
+
+
+def _precision_holds(problem, full, evals, U, rank, damping, dtype):
+    """Whether a Krylov space built from products in ``dtype`` holds, at the
+    Ritz values of :func:`_checked`: each within ``PRECISION_TOLERANCE`` of
+    its Rayleigh quotient in ``dtype`` on the same rows (the recurrence lost
+    no accuracy), and those quotients within it of full-precision ones on
+    the Hessian of at most ``PRECISION_CHECK_ROWS`` random rows (a fixed
+    draw; the products themselves hold), relative to the quotient or to a
+    numeric damping if larger."""
+    picks = _checked(evals, rank, damping)
+    V = U[:, picks].T.to(full.dtype)
+    with full.products_in(dtype):
+        if not _agree(evals[picks], _quotients(problem, V), damping):
+            return False
+    n_rows = full.X.shape[0]
+    idx = None
+    if n_rows > PRECISION_CHECK_ROWS:
+        gen = make_generator(0)
+        idx = torch.randperm(n_rows, generator=gen)[:PRECISION_CHECK_ROWS]
+        idx = idx.to(full.device)
+    with full.products_in(dtype):
+        low = _quotients(full, V, idx)
+    return _agree(low, _quotients(full, V, idx), damping)
 
 
 class ArnoldiSolver(BaseSolver):
@@ -179,32 +206,36 @@ class ArnoldiSolver(BaseSolver):
         ``(40, 10)`` and ``(50, 0)`` both 0.9908.
 
     precision : {"auto", "full", "bfloat16"}, default="auto"
-        Arithmetic of the Krylov space's Hessian-vector products, which are
-        most of the fit's cost. ``"bfloat16"`` runs their matrix
-        multiplications in bfloat16 (``torch.autocast``; the loss and its
-        derivatives stay in float32, and so do the results), about twice as
-        fast where the hardware has bfloat16 arithmetic, at a relative error
-        of about 1e-2 per product. ``"full"`` keeps the problem's dtype.
-        ``"auto"`` is ``"bfloat16"`` on a CPU with AVX-512 BF16 or AMX and
-        ``"full"`` elsewhere (GPUs included, where it is unmeasured). The
-        tail's probes, the damping, the coordinates and the scores always
-        run at full precision, and a float64 problem is never autocast;
-        ``"auto"`` also keeps full precision when the Krylov space spans every
-        parameter (an exact eigendecomposition). A reduced-precision space is
-        checked before use: the full-precision Rayleigh quotients of the
-        kept Ritz vectors of least magnitude and of least value (one vector
-        on a positive-definite Hessian), and with ``damping="auto"`` of the
-        smallest of all (which sets the damping of an indefinite Hessian), must
-        lie within 10% of their Ritz values (relative to the quotient, or to
-        a numeric damping if larger); otherwise the space is rebuilt at full
-        precision (``product_dtype_`` says which was used). bfloat16 keeps
-        about three significant digits, so features far from zero (a mean
-        of 100 with unit spread) lose their spread and fail the check.
-        Mean Pearson correlation with an exact solve, ``"full"`` /
-        ``"bfloat16"`` (speed_if.py: float64 CG over 20 queries; the others:
-        ``solver="exact"`` over 30 held-out queries, ``MLPClassifier`` fitted
-        with ``random_state=0`` on 1,500 standardised digits rows or 2,500
-        rows of a 4-class ``make_classification`` problem with 20 features):
+        Arithmetic of the fit's Hessian-vector products (the Krylov space's
+        and the tail's), which are most of its cost. ``"bfloat16"`` runs
+        their matrix multiplications in bfloat16 (``torch.autocast``; the
+        loss and its derivatives stay in float32, and so do the results),
+        about twice as fast where the hardware has bfloat16 arithmetic, at a
+        relative error of about 1e-2 per product. ``"full"`` keeps the
+        problem's dtype. ``"auto"`` is ``"bfloat16"`` on a CPU with AVX-512
+        BF16 or AMX and ``"full"`` elsewhere (GPUs included, where it is
+        unmeasured), and also ``"full"`` when the Krylov space spans every
+        parameter (an exact eigendecomposition). The training rows'
+        coordinates and the scores always run at full precision, and a
+        float64 problem is never autocast. A reduced-precision fit is
+        checked before it is kept, at the kept Ritz vectors of least
+        magnitude and of least value (one vector on a positive-definite
+        Hessian) and, with ``damping="auto"``, the smallest of all (which
+        sets the damping of an indefinite Hessian): each Ritz value must lie
+        within 10% of its Rayleigh quotient in bfloat16 (the recurrence kept
+        its accuracy), and that quotient within 10% of the full-precision
+        one on the Hessian of 512 random rows (the products keep theirs),
+        relative to the quotient or to a numeric damping if larger.
+        Otherwise the fit is redone at full precision (``product_dtype_``
+        says which was kept): bfloat16 keeps about three significant
+        digits, so, for example, features far from zero (a mean of 100 with
+        unit spread) lose their spread and fail the check. Mean Pearson
+        correlation with an exact solve, ``"full"`` / ``"bfloat16"``
+        (speed_if.py: float64 CG over 20 queries; the others:
+        ``solver="exact"`` over 30 held-out queries, ``MLPClassifier``
+        fitted with ``random_state=0`` on 1,500 standardised digits rows or
+        on 2,500 rows of a 4-class ``make_classification`` problem with 20
+        features):
 
         =====================================  =======  ===============  ===============
         problem                                damping  rank=50          rank=40,
@@ -213,17 +244,20 @@ class ArnoldiSolver(BaseSolver):
         =====================================  =======  ===============  ===============
         speed_if.py MLP, 2,000 rows            0.5      0.9916 / 0.9916  0.9907 / 0.9907
         the same, 8,000 rows                   0.5      0.9927 / 0.9927  0.9917 / 0.9917
-        digits, ``MLPClassifier((64,))``       0.01     0.9930 / 0.9928  0.9834 / 0.9826
-        digits, ``MLPClassifier((32, 32))``    0.01     0.9844 / 0.9842  0.9697 / 0.9710
+        digits, ``MLPClassifier((64,))``       0.01     0.9930 / 0.9924  0.9834 / 0.9824
+        digits, ``MLPClassifier((32, 32))``    0.01     0.9844 / 0.9837  0.9697 / 0.9705
         4-class, ``MLPClassifier((50,))``      0.1      0.9485 / 0.9482  0.9296 / 0.9302
         =====================================  =======  ===============  ===============
 
-        On the speed_if.py MLP (one thread of a CPU with AVX-512 BF16) a
-        product fell from 33 ms to 17 ms at 2,000 rows, and the default fit
-        and scores from 2.38 s to 1.56 s (from 6.0 s to 3.8 s at 8,000
-        rows). With the tail's probes also in bfloat16 the loss at the
-        default grew to 0.0003-0.0007 on the three small problems, so they
-        stay at full precision.
+        The changes (-0.0010 to +0.0008) are below the gap between the two
+        configurations and far below the gap to a converged solve. On the
+        speed_if.py MLP (one thread of a CPU with AVX-512 BF16) a product
+        fell from 33 ms to 17 ms at 2,000 rows, and the default fit and
+        scores from 2.9 s to 1.8 s (8.3 s to 4.9 s at 8,000 rows; one run
+        each, on a machine whose speed varied by about 30% over the day).
+        With the tail's products at full precision the changes at the
+        default were smaller (-0.0002 to -0.0003) for about 0.2 s more at
+        2,000 rows.
 
     Attributes
     ----------
@@ -239,7 +273,7 @@ class ArnoldiSolver(BaseSolver):
     n_hvp_ : int
         Hessian-vector products used.
     product_dtype_ : torch.dtype
-        The dtype of the Krylov space's products (see ``precision``).
+        The dtype of the fit's products that was kept (see ``precision``).
     hessian_indices_ : ndarray of int or None
         Training rows of the ``hessian_rows`` sample (``None``: all rows).
 
@@ -315,22 +349,24 @@ class ArnoldiSolver(BaseSolver):
             seed = problem.signed_gradients(self.block_size, generator)
         m = min(p, rank + self.oversampling)
         self.product_dtype_ = product_dtype(full, self.precision)
-        if self.precision == "auto" and m >= p:
+        if (self.precision == "auto" and m >= p) or not hasattr(full, "products_in"):
             # A Krylov space of every direction is an exact eigendecomposition.
             self.product_dtype_ = full.dtype
         reduced = self.product_dtype_ != full.dtype
         state = generator.get_state() if reduced and generator is not None else None
+        fits = None
         with problem.reuse_graph():
-            with computing_products_in(full, self.product_dtype_):
+            if reduced:
+                fits = self._reduced_fit(problem, full, damping, generator, m, seed)
+                if fits is None:
+                    # Reduced precision lost too much here (e.g. features far
+                    # from zero, whose spread bfloat16 rounds away): start over.
+                    self.product_dtype_ = full.dtype
+                    if state is not None:
+                        generator.set_state(state)
+            if fits is None:
                 evals, U = _lanczos(problem, m, generator, self.block_size, seed)
-            if reduced and not _ritz_values_hold(problem, evals, U, rank, damping):
-                # Reduced precision lost too much here (e.g. features far from
-                # zero, whose spread bfloat16 rounds away): start over.
-                self.product_dtype_ = full.dtype
-                if state is not None:
-                    generator.set_state(state)
-                evals, U = _lanczos(problem, m, generator, self.block_size, seed)
-            fits = self._fit_tail(problem, full, damping, generator, evals, U, rank)
+                fits = self._fit_tail(problem, full, damping, generator, evals, U, rank)
         evals, U, c, tails, shifts = fits
         self.eigenvalues_ = evals.cpu().numpy()
         self.tail_eigenvalue_ = c
@@ -345,6 +381,28 @@ class ArnoldiSolver(BaseSolver):
         if uniform:
             self._weights = (self._inverse - self._shift).to(problem.dtype)
         self.n_hvp_ = problem.n_hvp - start
+
+    def _reduced_fit(self, problem, full, damping, generator, m, seed):
+        """``_fit_tail``'s result from products in ``product_dtype_``, or
+        ``None`` where they fail :func:`_precision_holds` (or leave the
+        system indefinite); its warnings are raised only if it is kept."""
+        rank = min(self.rank, problem.p)
+        dtype = self.product_dtype_
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with computing_products_in(full, dtype):
+                evals, U = _lanczos(problem, m, generator, self.block_size, seed)
+                try:
+                    fits = self._fit_tail(
+                        problem, full, damping, generator, evals, U, rank
+                    )
+                except SingularHessianError:
+                    return None
+            if not _precision_holds(problem, full, evals, U, rank, damping, dtype):
+                return None
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return fits
 
     def _fit_tail(self, problem, full, damping, generator, evals, U, rank):
         """The damping, the top ``rank`` Ritz pairs and the tail eigenvalues
