@@ -234,16 +234,21 @@ def add_common_arguments(parser):
         default=os.cpu_count(),
         help="torch threads in every contender's process (default: all cores)",
     )
+    add_repeat_arguments(parser)
+    parser.add_argument("--workdir", default=None, help="folder for the problem")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-n", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def add_repeat_arguments(parser, budget=60.0):
+    """``--repeat`` (timed runs, the best reported) and ``--repeat-budget``."""
     parser.add_argument("--repeat", type=int, default=3, help="timed runs (best)")
     parser.add_argument(
         "--repeat-budget",
         type=float,
-        default=60.0,
+        default=budget,
         help="stop repeating a contender once its runs took this many seconds",
     )
-    parser.add_argument("--workdir", default=None, help="folder for the problem")
-    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--worker-n", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def passthrough(args, names):

@@ -62,7 +62,13 @@ import time
 
 import numpy as np
 import torch
-from _speedkit import Data, launch_worker, passthrough, write_problem
+from _speedkit import (
+    Data,
+    add_repeat_arguments,
+    launch_worker,
+    passthrough,
+    write_problem,
+)
 from torch import nn
 
 SCRIPT = os.path.abspath(__file__)
@@ -406,13 +412,7 @@ def main(argv=None):
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker-n", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs (best)")
-    parser.add_argument(
-        "--repeat-budget",
-        type=float,
-        default=30.0,
-        help="stop repeating a contender once its runs took this many seconds",
-    )
+    add_repeat_arguments(parser, budget=30.0)
     add_arguments(parser)
     args = parser.parse_args(argv)
     if args.worker is not None:
