@@ -160,13 +160,7 @@ def run_worker(args):
     data = Data(args.workdir, args.worker_n, args.n_query)
     run = c.factory(data, args)
     before = _maxrss_mb()
-    times, cpus, scores = [], [], None
-    while len(times) < args.repeat and (not times or sum(times) < args.repeat_budget):
-        scores = None
-        t0, c0 = time.perf_counter(), time.process_time()
-        scores = run()
-        times.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
+    times, cpus, scores = timed_runs(run, args.repeat, args.repeat_budget)
     peak = _maxrss_mb() - before
     out = dict(times=times, cpus=cpus, peak_mb=peak, scores=None)
     if scores is not None:
@@ -238,6 +232,18 @@ def add_common_arguments(parser):
     parser.add_argument("--workdir", default=None, help="folder for the problem")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker-n", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def timed_runs(run, repeat, budget):
+    """``(wall times, CPU times, last result)`` of up to ``repeat`` calls of
+    ``run``, which stop once their total wall time passes ``budget``."""
+    times, cpus, result = [], [], None
+    while len(times) < repeat and (not times or sum(times) < budget):
+        t0, c0 = time.perf_counter(), time.process_time()
+        result = run()
+        times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return times, cpus, result
 
 
 def add_repeat_arguments(parser, budget=60.0):

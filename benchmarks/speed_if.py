@@ -62,7 +62,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
@@ -71,6 +70,7 @@ from _speedkit import (
     add_repeat_arguments,
     launch_worker,
     passthrough,
+    timed_runs,
     write_problem,
 )
 from torch import nn
@@ -218,12 +218,7 @@ def worker(args):
     # stop repeating once their total passes --repeat-budget seconds (the
     # reference and slow contenders run once).
     repeat = 1 if args.worker == "reference" else args.repeat
-    times, cpus = [], []
-    while len(times) < repeat and (not times or sum(times) < args.repeat_budget):
-        t0, c0 = time.perf_counter(), time.process_time()
-        scores = run()
-        times.append(time.perf_counter() - t0)
-        cpus.append(time.process_time() - c0)
+    times, cpus, scores = timed_runs(run, repeat, args.repeat_budget)
     path = os.path.join(args.workdir, f"if-{args.worker}-{args.worker_n}.npy")
     np.save(path, scores[: args.ref_queries])
     result = dict(time=min(times), cpu=min(cpus), runs=len(times), scores=path)

@@ -8,7 +8,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ...exceptions import SingularHessianError
 from ...utils._torch import make_generator, rademacher
-from ._base import BaseSolver, computing_products_in, product_dtype, resolve_damping
+from ._base import BaseSolver, product_dtype, resolve_damping
 from ._lanczos import _lanczos
 
 __all__ = ["ArnoldiSolver"]
@@ -55,9 +55,6 @@ def _precision_holds(problem, full, evals, U, rank, damping, dtype):
     numeric damping if larger."""
     picks = _checked(evals, rank, damping)
     V = U[:, picks].T.to(full.dtype)
-    with full.products_in(dtype):
-        if not _agree(evals[picks], _quotients(problem, V), damping):
-            return False
     n_rows = full.X.shape[0]
     idx = None
     if n_rows > PRECISION_CHECK_ROWS:
@@ -65,6 +62,8 @@ def _precision_holds(problem, full, evals, U, rank, damping, dtype):
         idx = torch.randperm(n_rows, generator=gen)[:PRECISION_CHECK_ROWS]
         idx = idx.to(full.device)
     with full.products_in(dtype):
+        if not _agree(evals[picks], _quotients(problem, V), damping):
+            return False
         low = _quotients(full, V, idx)
     return _agree(low, _quotients(full, V, idx), damping)
 
@@ -349,7 +348,7 @@ class ArnoldiSolver(BaseSolver):
             seed = problem.signed_gradients(self.block_size, generator)
         m = min(p, rank + self.oversampling)
         self.product_dtype_ = product_dtype(full, self.precision)
-        if (self.precision == "auto" and m >= p) or not hasattr(full, "products_in"):
+        if self.precision == "auto" and m >= p:
             # A Krylov space of every direction is an exact eigendecomposition.
             self.product_dtype_ = full.dtype
         reduced = self.product_dtype_ != full.dtype
@@ -357,7 +356,9 @@ class ArnoldiSolver(BaseSolver):
         fits = None
         with problem.reuse_graph():
             if reduced:
-                fits = self._reduced_fit(problem, full, damping, generator, m, seed)
+                fits = self._reduced_fit(
+                    problem, full, damping, generator, m, rank, seed
+                )
                 if fits is None:
                     # Reduced precision lost too much here (e.g. features far
                     # from zero, whose spread bfloat16 rounds away): start over.
@@ -382,15 +383,14 @@ class ArnoldiSolver(BaseSolver):
             self._weights = (self._inverse - self._shift).to(problem.dtype)
         self.n_hvp_ = problem.n_hvp - start
 
-    def _reduced_fit(self, problem, full, damping, generator, m, seed):
+    def _reduced_fit(self, problem, full, damping, generator, m, rank, seed):
         """``_fit_tail``'s result from products in ``product_dtype_``, or
         ``None`` where they fail :func:`_precision_holds` (or leave the
         system indefinite); its warnings are raised only if it is kept."""
-        rank = min(self.rank, problem.p)
         dtype = self.product_dtype_
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with computing_products_in(full, dtype):
+            with full.products_in(dtype):
                 evals, U = _lanczos(problem, m, generator, self.block_size, seed)
                 try:
                     fits = self._fit_tail(

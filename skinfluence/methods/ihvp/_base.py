@@ -65,14 +65,7 @@ def native_bfloat16(device):
     if torch.device(device).type != "cpu":
         return False
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    for name in checks:
-        check = getattr(torch.cpu, name, None)
-        try:
-            if check is not None and check():
-                return True
-        except (RuntimeError, AttributeError):  # pragma: no cover
-            continue
-    return False
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def product_dtype(problem, precision):
@@ -80,22 +73,17 @@ def product_dtype(problem, precision):
     (:meth:`HessianProblem.products_in`) for a solver's ``precision``:
     ``"full"`` the problem's own, ``"bfloat16"`` bfloat16, and ``"auto"``
     bfloat16 on hardware that runs it natively (:func:`native_bfloat16`),
-    else the problem's own. Only float32 problems are autocast: a float64
-    problem (reference numbers) keeps float64 either way."""
-    if problem.dtype != torch.float32 or precision == "full":
-        return problem.dtype
+    else the problem's own. Only float32 problems that can autocast their
+    products are: a float64 problem (reference numbers) keeps float64 either
+    way."""
+    own = problem.dtype
+    if own != torch.float32 or precision == "full":
+        return own
+    if not hasattr(problem, "products_in"):
+        return own
     if precision == "bfloat16" or native_bfloat16(problem.device):
         return torch.bfloat16
-    return problem.dtype
-
-
-def computing_products_in(problem, dtype):
-    """``problem.products_in(dtype)`` where the problem has it (and the dtype
-    differs from its own), else a null context."""
-    products_in = getattr(problem, "products_in", None)
-    if products_in is None or dtype == problem.dtype:
-        return contextlib.nullcontext()
-    return products_in(dtype)
+    return own
 
 
 def reusing_graphs(problem):
