@@ -278,6 +278,44 @@ def test_arnoldi_gradient_tail_is_the_rayleigh_quotient_of_gradient_probes(
     assert shift == pytest.approx(1 / (c_ref + damping), rel=1e-8)
 
 
+def test_arnoldi_gradient_start_and_tail_share_one_draw_of_probes(
+    mlp_data, monkeypatch
+):
+    est, X, y = mlp_data
+    s, _, _ = _scores(est, X, y, "exact")
+    ctx = s._context()
+    layout, names = ctx.layout, list(ctx.view.params)
+    L = _named_to_layout(
+        layout, ctx.view, torch.eye(layout.p, dtype=torch.float64), names
+    )
+    G = _named_row_grads(ctx.view, ctx.X, ctx.T, names) @ L
+    Z = torch.stack([G[:50].sum(0), G[50:].sum(0), G[::2].sum(0) - G[1::2].sum(0)])
+    calls = []
+
+    def probes(self, k, gen=None):
+        calls.append(k)
+        return Z[:k]
+
+    monkeypatch.setattr(HessianProblem, "signed_gradients", probes)
+    solver = ArnoldiSolver(
+        rank=4, oversampling=2, n_probes=2, tail="gradient", start="gradient"
+    )
+    s, _, _ = _scores(est, X, y, solver, 0.2)
+    # One pass draws the start vector and the tail's probes.
+    assert calls == [3]
+    fitted = s.method_.solver_
+    H = L.T @ _explicit_hessian(ctx.view, ctx.X, ctx.T)[0] @ L
+    U = fitted._U.to(torch.float64)
+    R = Z[1:] - (Z[1:] @ U) @ U.T
+    c_ref = float((R @ H * R).sum() / (R * R).sum())
+    assert fitted.tail_eigenvalue_ == pytest.approx(c_ref, rel=1e-6)
+    # The start vector is not one of them: with it, the quotient differs.
+    R0 = Z[:2] - (Z[:2] @ U) @ U.T
+    assert float((R0 @ H * R0).sum() / (R0 * R0).sum()) != pytest.approx(
+        c_ref, rel=1e-3
+    )
+
+
 def test_arnoldi_layer_tail_is_the_per_layer_rayleigh_quotient(mlp_data, monkeypatch):
     est, X, y = mlp_data
     s, _, _ = _scores(est, X, y, "exact")
@@ -555,6 +593,27 @@ def test_block_lanczos_is_rayleigh_ritz_on_the_block_krylov_space(block):
     np.testing.assert_allclose(U.T @ U, torch.eye(m, dtype=A.dtype), atol=1e-10)
     # Ritz vectors: U^T A U is diagonal with the Ritz values.
     np.testing.assert_allclose(U.T @ A @ U, torch.diag(evals), atol=1e-9)
+
+
+@pytest.mark.parametrize("block", [1, 3])
+def test_ritz_pairs_form_the_requested_vectors(block):
+    from skinfluence.methods.ihvp._lanczos import _ritz_pairs
+
+    A, _ = _spectrum_matrix(40)
+    pairs = _ritz_pairs(_MatrixProblem(A), 15, torch.Generator().manual_seed(2), block)
+    top = pairs.top(4)
+    # Largest magnitude first, negative values included.
+    ref = torch.argsort(pairs.values.abs(), descending=True)[:4]
+    assert top.tolist() == ref.tolist()
+    assert float(pairs.values[top].abs().min()) >= float(
+        pairs.values.abs().sort().values[-4]
+    )
+    U = pairs.vectors(top)
+    assert U.shape == (40, 4)
+    np.testing.assert_allclose(U, pairs.vectors()[:, top], atol=1e-12)
+    # Ritz pairs of the space: orthonormal, and U^T A U = diag(values).
+    np.testing.assert_allclose(U.T @ U, torch.eye(4, dtype=A.dtype), atol=1e-10)
+    np.testing.assert_allclose(U.T @ A @ U, torch.diag(pairs.values[top]), atol=1e-9)
 
 
 def test_block_lanczos_stops_at_an_invariant_subspace():

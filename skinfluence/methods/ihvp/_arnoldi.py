@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ...exceptions import SingularHessianError
 from ...utils._torch import make_generator, rademacher
 from ._base import BaseSolver, product_dtype, resolve_damping
-from ._lanczos import _lanczos
+from ._lanczos import _ritz_pairs
 
 __all__ = ["ArnoldiSolver"]
 
@@ -22,12 +22,13 @@ PRECISION_TOLERANCE = 0.1
 PRECISION_CHECK_ROWS = 512
 
 
-def _checked(evals, rank, damping):
-    """Ritz values where reduced precision is least accurate or matters
+def _checked(pairs, rank, damping):
+    """Ritz pairs where reduced precision is least accurate or matters
     most: the kept one of least magnitude, the kept smallest (the same on a
     positive-definite Hessian) and, with ``damping="auto"``, which looks at
     it, the smallest of all."""
-    order = torch.argsort(evals.abs(), descending=True)[:rank]
+    evals = pairs.values
+    order = pairs.top(rank)
     picks = {int(order[-1]), int(order[torch.argmin(evals[order])])}
     if isinstance(damping, str):
         picks.add(int(torch.argmin(evals)))
@@ -45,7 +46,7 @@ def _quotients(problem, V, idx=None):
     return (problem.hvp(V, **kw) * V).sum(1).to(torch.float64)
 
 
-def _precision_holds(problem, full, evals, U, rank, damping, dtype):
+def _precision_holds(problem, full, pairs, rank, damping, dtype):
     """Whether a Krylov space built from products in ``dtype`` holds, at the
     Ritz values of :func:`_checked`: each within ``PRECISION_TOLERANCE`` of
     its Rayleigh quotient in ``dtype`` on the same rows (the recurrence lost
@@ -53,8 +54,8 @@ def _precision_holds(problem, full, evals, U, rank, damping, dtype):
     the Hessian of at most ``PRECISION_CHECK_ROWS`` random rows (a fixed
     draw; the products themselves hold), relative to the quotient or to a
     numeric damping if larger."""
-    picks = _checked(evals, rank, damping)
-    V = U[:, picks].T.to(full.dtype)
+    picks = _checked(pairs, rank, damping)
+    V = pairs.vectors(picks).T.to(full.dtype)
     n_rows = full.X.shape[0]
     idx = None
     if n_rows > PRECISION_CHECK_ROWS:
@@ -62,7 +63,7 @@ def _precision_holds(problem, full, evals, U, rank, damping, dtype):
         idx = torch.randperm(n_rows, generator=gen)[:PRECISION_CHECK_ROWS]
         idx = idx.to(full.device)
     with full.products_in(dtype):
-        if not _agree(evals[picks], _quotients(problem, V), damping):
+        if not _agree(pairs.values[picks], _quotients(problem, V), damping):
             return False
         low = _quotients(full, V, idx)
     return _agree(low, _quotients(full, V, idx), damping)
@@ -72,7 +73,7 @@ class ArnoldiSolver(BaseSolver):
     """Invert the damped Hessian in its top-``rank`` eigenspace.
 
     A Krylov basis of ``rank + oversampling`` Hessian-vector products (Lanczos
-    with full re-orthogonalisation, kept in float64) gives Ritz pairs; the
+    with full re-orthogonalisation, in the problem's dtype) gives Ritz pairs; the
     ``rank`` of largest magnitude are kept, as in Schioppa et al. The inverse
     is then
 
@@ -343,9 +344,13 @@ class ArnoldiSolver(BaseSolver):
             idx = torch.randperm(n_rows, generator=generator)[: self.hessian_rows]
             self.hessian_indices_ = idx.numpy()
             problem = _RowSample(problem, idx.to(problem.device))
-        seed = None
+        seed = probes = None
         if self.start == "gradient":
-            seed = problem.signed_gradients(self.block_size, generator)
+            # The tail's gradient probes come from the same pass over the data.
+            extra = self.n_probes if self.tail in ("gradient", "layer") else 0
+            drawn = problem.signed_gradients(self.block_size + extra, generator)
+            seed = drawn[: self.block_size]
+            probes = drawn[self.block_size :] if extra else None
         m = min(p, rank + self.oversampling)
         self.product_dtype_ = product_dtype(full, self.precision)
         if self.precision == "auto" and m >= p:
@@ -357,7 +362,7 @@ class ArnoldiSolver(BaseSolver):
         with problem.reuse_graph():
             if reduced:
                 fits = self._reduced_fit(
-                    problem, full, damping, generator, m, rank, seed
+                    problem, full, damping, generator, m, rank, seed, probes
                 )
                 if fits is None:
                     # Reduced precision lost too much here (e.g. features far
@@ -366,8 +371,10 @@ class ArnoldiSolver(BaseSolver):
                     if state is not None:
                         generator.set_state(state)
             if fits is None:
-                evals, U = _lanczos(problem, m, generator, self.block_size, seed)
-                fits = self._fit_tail(problem, full, damping, generator, evals, U, rank)
+                pairs = _ritz_pairs(problem, m, generator, self.block_size, seed)
+                fits = self._fit_tail(
+                    problem, full, damping, generator, pairs, rank, probes
+                )
         evals, U, c, tails, shifts = fits
         self.eigenvalues_ = evals.cpu().numpy()
         self.tail_eigenvalue_ = c
@@ -383,7 +390,7 @@ class ArnoldiSolver(BaseSolver):
             self._weights = (self._inverse - self._shift).to(problem.dtype)
         self.n_hvp_ = problem.n_hvp - start
 
-    def _reduced_fit(self, problem, full, damping, generator, m, rank, seed):
+    def _reduced_fit(self, problem, full, damping, generator, m, rank, seed, probes):
         """``_fit_tail``'s result from products in ``product_dtype_``, or
         ``None`` where they fail :func:`_precision_holds` (or leave the
         system indefinite); its warnings are raised only if it is kept."""
@@ -391,22 +398,24 @@ class ArnoldiSolver(BaseSolver):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with full.products_in(dtype):
-                evals, U = _lanczos(problem, m, generator, self.block_size, seed)
+                pairs = _ritz_pairs(problem, m, generator, self.block_size, seed)
                 try:
                     fits = self._fit_tail(
-                        problem, full, damping, generator, evals, U, rank
+                        problem, full, damping, generator, pairs, rank, probes
                     )
                 except SingularHessianError:
                     return None
-            if not _precision_holds(problem, full, evals, U, rank, damping, dtype):
+            if not _precision_holds(problem, full, pairs, rank, damping, dtype):
                 return None
         for w in caught:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return fits
 
-    def _fit_tail(self, problem, full, damping, generator, evals, U, rank):
-        """The damping, the top ``rank`` Ritz pairs and the tail eigenvalues
-        (with the tail's shifts), checked for a positive-definite system."""
+    def _fit_tail(self, problem, full, damping, generator, pairs, rank, probes=None):
+        """The damping, the top ``rank`` Ritz pairs (of :class:`RitzPairs`
+        ``pairs``) and the tail eigenvalues (with the tail's shifts),
+        checked for a positive-definite system; ``probes``: the gradient
+        probes of the tail, if already drawn."""
         p = problem.p
         # The Krylov space's extreme Ritz values decide whether "auto" damping
         # must be lifted above an indefinite Hessian's smallest eigenvalue;
@@ -416,10 +425,10 @@ class ArnoldiSolver(BaseSolver):
             problem,
             damping,
             generator=generator,
-            spectrum=(float(evals.min()), float(evals.max())),
+            spectrum=(float(pairs.values.min()), float(pairs.values.max())),
         )
-        order = torch.argsort(evals.abs(), descending=True)[:rank]
-        evals, U = evals[order], U[:, order]
+        order = pairs.top(rank)
+        evals, U = pairs.values[order], pairs.vectors(order)
         k = U.shape[1]
         segments = full.layout.segments
         if self.tail == "drop" or k == p:
@@ -427,7 +436,7 @@ class ArnoldiSolver(BaseSolver):
             tails = torch.full((len(segments),), c, dtype=torch.float64)
             shifts = torch.zeros(len(segments), dtype=torch.float64)
         else:
-            c, tails = self._tail_eigenvalues(problem, U, generator, segments)
+            c, tails = self._tail_eigenvalues(problem, U, generator, segments, probes)
             if float((tails + self.damping_).min()) <= 0:
                 lowest = float(tails.min())
                 raise SingularHessianError(
@@ -446,7 +455,7 @@ class ArnoldiSolver(BaseSolver):
             )
         return evals, U, c, tails, shifts
 
-    def _tail_eigenvalues(self, problem, U, generator, segments):
+    def _tail_eigenvalues(self, problem, U, generator, segments, probes=None):
         """``c`` (the eigenvalue assumed outside the basis ``U``, see above)
         and its value on every segment of the layout."""
         n_seg = len(segments)
@@ -457,8 +466,11 @@ class ArnoldiSolver(BaseSolver):
             z = rademacher(
                 (self.n_probes, problem.p), generator, torch.float64, U.device
             )
+        elif probes is not None:
+            z = probes.to(torch.float64)
         else:
             z = problem.signed_gradients(self.n_probes, generator).to(torch.float64)
+        U = U.to(torch.float64)
         z = z - (z @ U) @ U.T
         Hz = problem.hvp(z.to(problem.dtype)).to(torch.float64)
         if self.tail == "mean":
