@@ -94,7 +94,8 @@ class HessianProblem:
 
         Their second moment is ``sum_i g_i g_i^T``: probes that weight each
         direction by how much of the rows' gradients lies along it. One
-        forward pass and one backward pass batched over the probes.
+        forward pass and one backward pass batched over the probes, in the
+        precision of :meth:`products_in`.
         """
         rows = torch.arange(self.X.shape[0], device=self.device) if idx is None else idx
         signs = rademacher((n_probes, len(rows)), generator, self.dtype, self.device)
@@ -103,7 +104,7 @@ class HessianProblem:
         for sl in self._chunks(n_probes if batched else 1, n_rows=len(rows)):
             params, leaves = self._leaves()
             with torch.enable_grad():
-                pred = functional_call(self.view.module, params, (self.X[rows[sl]],))
+                pred = self._forward(params, self.X[rows[sl]])
                 losses = self.view.loss(pred, self.T[rows[sl]])
                 if batched:
                     res = torch.autograd.grad(
@@ -169,18 +170,22 @@ class HessianProblem:
         leaves, grads = self._graph(x, t, weight, with_penalty)
         return self._second_backward(leaves, grads, U, False)
 
+    def _forward(self, params, x):
+        """The module's output on ``x``, its matrix multiplications in the
+        dtype of :meth:`products_in`; the output (hence the loss and its
+        derivatives) in the problem's dtype."""
+        if self._autocast is None:
+            return functional_call(self.view.module, params, (x,))
+        with torch.autocast(self.device.type, dtype=self._autocast):
+            out = functional_call(self.view.module, params, (x,))
+        return out.to(self.dtype)
+
     def _graph(self, x, t, weight, with_penalty):
         """``(leaves, gradients)`` of one chunk's objective, the gradients
         with their graph kept for second backward passes."""
         params, leaves = self._leaves()
         with torch.enable_grad():
-            if self._autocast is None:
-                out = functional_call(self.view.module, params, (x,))
-            else:
-                with torch.autocast(self.device.type, dtype=self._autocast):
-                    out = functional_call(self.view.module, params, (x,))
-                # The loss and its derivatives stay in the problem's dtype.
-                out = out.to(self.dtype)
+            out = self._forward(params, x)
             value = self.view.loss(out, t).sum() * weight
             if with_penalty:
                 penalty = self.view.penalty_value(params)

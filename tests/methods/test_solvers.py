@@ -685,20 +685,28 @@ def test_arnoldi_precision_picks_the_product_dtype(
     from skinfluence.methods.ihvp import _base
 
     monkeypatch.setattr(_base, "native_bfloat16", lambda device: native)
-    seen = []
+    seen, probes = [], []
     hvp = HessianProblem.hvp
+    signed = HessianProblem.signed_gradients
 
     def recording_hvp(self, V, rows=None, idx=None):
         seen.extend([self._autocast] * V.reshape(-1, self.p).shape[0])
         return hvp(self, V, rows=rows, idx=idx)
 
+    def recording_signed(self, n_probes, generator=None, idx=None):
+        probes.append((self._autocast, n_probes))
+        return signed(self, n_probes, generator, idx=idx)
+
     monkeypatch.setattr(HessianProblem, "hvp", recording_hvp)
+    monkeypatch.setattr(HessianProblem, "signed_gradients", recording_signed)
     est, X, y = mlp_data
     solver = ArnoldiSolver(rank=4, oversampling=2, n_probes=3, precision=precision)
     s, _, _ = _scores(est, X, y, solver, dtype=dtype)
     fitted = s.method_.solver_
     assert fitted.product_dtype_ == expected
     autocast = None if expected == getattr(torch, dtype) else expected
+    # The tail's gradient probes are drawn at the products' precision.
+    assert probes == [(autocast, 3)]
     # The Krylov space's and the tail's products (6 + 3) at that precision;
     # in bfloat16 then the check: the Rayleigh quotients of one or two Ritz
     # vectors in bfloat16 on the same rows, then in bfloat16 and at full
@@ -709,6 +717,30 @@ def test_arnoldi_precision_picks_the_product_dtype(
         k = (len(seen) - 9) // 3
         assert k in (1, 2) and len(seen) == 9 + 3 * k
         assert seen == [autocast] * (9 + 2 * k) + [None] * k
+
+
+@pytest.mark.parametrize(
+    "precision, expected", [("bfloat16", torch.bfloat16), ("full", None)]
+)
+def test_arnoldi_gradient_start_draws_its_probes_at_the_products_precision(
+    mlp_data, monkeypatch, precision, expected
+):
+    probes = []
+    signed = HessianProblem.signed_gradients
+
+    def recording_signed(self, n_probes, generator=None, idx=None):
+        probes.append((self._autocast, n_probes))
+        return signed(self, n_probes, generator, idx=idx)
+
+    monkeypatch.setattr(HessianProblem, "signed_gradients", recording_signed)
+    est, X, y = mlp_data
+    solver = ArnoldiSolver(
+        rank=4, oversampling=2, n_probes=3, precision=precision, start="gradient"
+    )
+    _scores(est, X, y, solver, dtype="float32")
+    # One draw for the start vector and the tail's probes, even where the
+    # fit falls back to full precision.
+    assert probes == [(expected, 4)]
 
 
 def test_arnoldi_falls_back_to_full_precision_where_bfloat16_loses_too_much(

@@ -2,6 +2,7 @@
 
 import numbers
 import warnings
+from contextlib import nullcontext
 
 import torch
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -207,7 +208,8 @@ class ArnoldiSolver(BaseSolver):
 
     precision : {"auto", "full", "bfloat16"}, default="auto"
         Arithmetic of the fit's Hessian-vector products (the Krylov space's
-        and the tail's), which are most of its cost. ``"bfloat16"`` runs
+        and the tail's), which are most of its cost, and of its gradient
+        probes (``start="gradient"``, the tail's). ``"bfloat16"`` runs
         their matrix multiplications in bfloat16 (``torch.autocast``; the
         loss and its derivatives stay in float32, and so do the results),
         about twice as fast where the hardware has bfloat16 arithmetic, at a
@@ -344,19 +346,24 @@ class ArnoldiSolver(BaseSolver):
             idx = torch.randperm(n_rows, generator=generator)[: self.hessian_rows]
             self.hessian_indices_ = idx.numpy()
             problem = _RowSample(problem, idx.to(problem.device))
-        seed = probes = None
-        if self.start == "gradient":
-            # The tail's gradient probes come from the same pass over the data.
-            extra = self.n_probes if self.tail in ("gradient", "layer") else 0
-            drawn = problem.signed_gradients(self.block_size + extra, generator)
-            seed = drawn[: self.block_size]
-            probes = drawn[self.block_size :] if extra else None
         m = min(p, rank + self.oversampling)
         self.product_dtype_ = product_dtype(full, self.precision)
         if self.precision == "auto" and m >= p:
             # A Krylov space of every direction is an exact eigendecomposition.
             self.product_dtype_ = full.dtype
         reduced = self.product_dtype_ != full.dtype
+        seed = probes = None
+        if self.start == "gradient":
+            # The tail's gradient probes come from the same pass over the
+            # data; random probes need no more precision than the products.
+            extra = self.n_probes if self.tail in ("gradient", "layer") else 0
+            context = (
+                full.products_in(self.product_dtype_) if reduced else nullcontext()
+            )
+            with context:
+                drawn = problem.signed_gradients(self.block_size + extra, generator)
+            seed = drawn[: self.block_size]
+            probes = drawn[self.block_size :] if extra else None
         state = generator.get_state() if reduced and generator is not None else None
         fits = None
         with problem.reuse_graph():
