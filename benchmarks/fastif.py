@@ -32,10 +32,15 @@ between the two over each query's candidates, and the recall of the
 original's top-10/100 helpful and harmful rows (over all training rows)
 among the candidates.
 
-Run: ``python benchmarks/fastif.py`` (about 35 minutes on 2 shared CPU
-cores at load 1-6, most of it the original's queries and FastIF's fit; the
-timings move with the load of a shared machine: compare runs at equal
-load).
+Run: ``python benchmarks/fastif.py`` (about 13 minutes on 2 idle CPU
+cores, most of it FastIF's fit and the original's queries). Run it on an
+idle machine: the original's 128-row products run on every torch thread,
+and a thread descheduled by other load stalls each of their operations,
+while FastIF's one-row steps run on one thread, so load inflates the
+speedup (several times over at a load of 6-8 on 2 cores; see
+benchmarks/README.md). The load average is printed at the start and the
+end, with a warning when it exceeds half the cores (at the end, besides
+this run's own threads).
 """
 
 import argparse
@@ -125,6 +130,18 @@ def fit_model(kind, X, y, seed):
     return scorer, desc
 
 
+def _warn_if_loaded(when, own=0):
+    """Warn when the load average, less ``own`` (this run's threads), exceeds
+    half the cores."""
+    load = os.getloadavg()[0]
+    if load - own > os.cpu_count() / 2:
+        print(
+            f"warning: load average {load:.1f} at the {when} on {os.cpu_count()} "
+            "cores: other work slows the original's multi-threaded products far "
+            "more than FastIF's one-thread steps, so the speedups are inflated"
+        )
+
+
 def log(message):
     print(f"  [{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -165,6 +182,7 @@ def main():
         f"machine: {os.cpu_count()} CPU cores, torch threads {args.threads}, "
         f"load average at start {os.getloadavg()[0]:.1f}"
     )
+    _warn_if_loaded("start")
 
     def query(rows):
         Tq = ctx.view.encode_target(scorer._adapter.encode_labels(yq[rows]))
@@ -288,6 +306,8 @@ def main():
         print(
             f"{label:36s}{'':12s}" + "".join(f"{fn(quality[k]):20.4f}" for k in kinds)
         )
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    _warn_if_loaded("end", own=args.threads)
 
 
 if __name__ == "__main__":
