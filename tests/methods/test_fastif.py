@@ -383,3 +383,41 @@ def test_lissa_batches_do_not_depend_on_the_memory_budget(mlp):
     a, b = fits
     assert torch.equal(a.batches_[0], b.batches_[0])
     assert b.scale_ == pytest.approx(a.scale_, rel=1e-10)
+
+
+@pytest.mark.parametrize("limit", [50, 4096])
+def test_indefiniteness_check_runs_on_a_row_sample(mlp, monkeypatch, limit):
+    from skinfluence.methods import _fastif
+    from skinfluence.methods.ihvp._base import RowSample
+
+    _, _, scorer = mlp
+    ctx = scorer._context()
+    monkeypatch.setattr(_fastif, "POWER_ROWS", limit)
+    seen = []
+    check = _fastif.extreme_eigenvalues
+
+    def recording(problem, generator=None):
+        out = check(problem, generator)
+        seen.append((problem, out))
+        return out
+
+    monkeypatch.setattr(_fastif, "extreme_eigenvalues", recording)
+    FastIF(20).fit(ctx)
+    ((problem, (lo, hi)),) = seen
+    full = ctx.hessian_problem()
+    if limit >= len(ctx.X):
+        # Few rows: every row, as before.
+        assert not isinstance(problem, RowSample)
+        idx = torch.arange(len(ctx.X))
+    else:
+        assert isinstance(problem, RowSample)
+        idx = problem._idx
+        assert len(idx) == limit == len(set(idx.tolist()))
+    # The Krylov space spans every parameter here, so the estimate is the
+    # exact extreme eigenvalues of the sample's Hessian (rescaled to the
+    # mean objective).
+    H = full.hvp(torch.eye(full.p, dtype=full.dtype), idx=idx)
+    evals = torch.linalg.eigvalsh((H + H.T) / 2)
+    assert full.p <= 40
+    assert lo == pytest.approx(float(evals.min()), rel=1e-6, abs=1e-9)
+    assert hi == pytest.approx(float(evals.max()), rel=1e-6)

@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ...exceptions import SingularHessianError
 from ...utils._torch import make_generator, rademacher
-from ._base import BaseSolver, product_dtype, resolve_damping
+from ._base import BaseSolver, RowSample, product_dtype, resolve_damping
 from ._lanczos import _ritz_pairs
 
 __all__ = ["ArnoldiSolver"]
@@ -345,7 +345,7 @@ class ArnoldiSolver(BaseSolver):
         if self.hessian_rows is not None and self.hessian_rows < n_rows:
             idx = torch.randperm(n_rows, generator=generator)[: self.hessian_rows]
             self.hessian_indices_ = idx.numpy()
-            problem = _RowSample(problem, idx.to(problem.device))
+            problem = RowSample(problem, idx.to(problem.device))
         m = min(p, rank + self.oversampling)
         self.product_dtype_ = product_dtype(full, self.precision)
         if self.precision == "auto" and m >= p:
@@ -570,25 +570,3 @@ class ArnoldiSolver(BaseSolver):
         for sl, s in zip(self._segments, self._shifts):
             vec[sl] = float(s)
         return vec
-
-
-class _RowSample:
-    """The Hessian of a row sample, rescaled to the mean objective."""
-
-    def __init__(self, problem, idx):
-        self._problem, self._idx = problem, idx
-        self.p, self.dtype, self.device = problem.p, problem.dtype, problem.device
-        self.layout = problem.layout
-
-    @property
-    def n_hvp(self):
-        return self._problem.n_hvp
-
-    def reuse_graph(self):
-        return self._problem.reuse_graph()
-
-    def hvp(self, V):
-        return self._problem.hvp(V, idx=self._idx)
-
-    def signed_gradients(self, n_probes, generator=None):
-        return self._problem.signed_gradients(n_probes, generator, idx=self._idx)

@@ -16,6 +16,7 @@ __all__ = [
     "AUTO_DAMPING_FRACTION",
     "INDEFINITE_FACTOR",
     "BaseSolver",
+    "RowSample",
     "check_damping",
     "extreme_eigenvalues",
     "indefinite_damping",
@@ -283,3 +284,25 @@ class BaseSolver(CPUStateMixin, BaseEstimator):
         raise NotImplementedError(
             f"{type(self).__name__} is not a low-rank solver (low_rank=False)."
         )
+
+
+class RowSample:
+    """The Hessian of a row sample, rescaled to the mean objective."""
+
+    def __init__(self, problem, idx):
+        self._problem, self._idx = problem, idx
+        self.p, self.dtype, self.device = problem.p, problem.dtype, problem.device
+        self.layout = problem.layout
+
+    @property
+    def n_hvp(self):
+        return self._problem.n_hvp
+
+    def reuse_graph(self):
+        return self._problem.reuse_graph()
+
+    def hvp(self, V):
+        return self._problem.hvp(V, idx=self._idx)
+
+    def signed_gradients(self, n_probes, generator=None):
+        return self._problem.signed_gradients(n_probes, generator, idx=self._idx)
