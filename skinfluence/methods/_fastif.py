@@ -16,7 +16,7 @@ from ..gradients import ParamLayout, RowGrads, row_gradients
 from ..utils._torch import make_generator
 from ._base import BaseInfluenceMethod, ChunkPlan
 from .ihvp import LissaSolver
-from .ihvp._base import RowSample, extreme_eigenvalues, indefinite_damping
+from .ihvp._base import extreme_eigenvalues, indefinite_damping, sample_rows
 from .ihvp._lissa import POWER_ROWS
 
 __all__ = ["FastIF"]
@@ -27,17 +27,6 @@ PAPER_RELATIVE_DAMPING = 5e-3
 # Candidates per query by default, the paper's k; clipped silently on smaller
 # training sets.
 DEFAULT_NEIGHBORS = 1000
-
-
-def _row_sample(problem, generator):
-    """The Hessian of at most ``POWER_ROWS`` random training rows (rescaled
-    to the mean objective), as the scale's power iteration samples them;
-    ``problem`` itself when it has no more rows."""
-    n = problem.X.shape[0]
-    if n <= POWER_ROWS:
-        return problem
-    idx = torch.randperm(n, generator=generator)[:POWER_ROWS]
-    return RowSample(problem, idx.to(problem.device))
 
 
 class FastIF(BaseInfluenceMethod):
@@ -267,9 +256,9 @@ class FastIF(BaseInfluenceMethod):
             damping = PAPER_RELATIVE_DAMPING * scale
             # The paper's rule assumes a positive semi-definite Hessian; on an
             # indefinite one, lift it as InfluenceFunction's "auto" does.
-            lo, hi = extreme_eigenvalues(
-                _row_sample(problem, ctx.generator), ctx.generator
-            )
+            # On at most as many rows as the scale's power iteration.
+            rows = sample_rows(problem, POWER_ROWS, ctx.generator)
+            lo, hi = extreme_eigenvalues(rows, ctx.generator)
             lifted = indefinite_damping(lo)
             if lo < 0 and lifted > damping:
                 warnings.warn(

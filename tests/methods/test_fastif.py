@@ -411,7 +411,7 @@ def test_indefiniteness_check_runs_on_a_row_sample(mlp, monkeypatch, limit):
         idx = torch.arange(len(ctx.X))
     else:
         assert isinstance(problem, RowSample)
-        idx = problem._idx
+        idx = problem.idx
         assert len(idx) == limit == len(set(idx.tolist()))
     # The Krylov space spans every parameter here, so the estimate is the
     # exact extreme eigenvalues of the sample's Hessian (rescaled to the

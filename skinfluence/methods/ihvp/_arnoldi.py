@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ...exceptions import SingularHessianError
 from ...utils._torch import make_generator, rademacher
-from ._base import BaseSolver, RowSample, product_dtype, resolve_damping
+from ._base import BaseSolver, RowSample, product_dtype, resolve_damping, sample_rows
 from ._lanczos import _ritz_pairs
 
 __all__ = ["ArnoldiSolver"]
@@ -42,9 +42,8 @@ def _agree(values, exact, damping):
     return bool(((values - exact).abs() <= PRECISION_TOLERANCE * scale).all())
 
 
-def _quotients(problem, V, idx=None):
-    kw = {} if idx is None else {"idx": idx}
-    return (problem.hvp(V, **kw) * V).sum(1).to(torch.float64)
+def _quotients(problem, V):
+    return (problem.hvp(V) * V).sum(1).to(torch.float64)
 
 
 def _precision_holds(problem, full, pairs, rank, damping, dtype):
@@ -57,17 +56,12 @@ def _precision_holds(problem, full, pairs, rank, damping, dtype):
     numeric damping if larger."""
     picks = _checked(pairs, rank, damping)
     V = pairs.vectors(picks).T.to(full.dtype)
-    n_rows = full.X.shape[0]
-    idx = None
-    if n_rows > PRECISION_CHECK_ROWS:
-        gen = make_generator(0)
-        idx = torch.randperm(n_rows, generator=gen)[:PRECISION_CHECK_ROWS]
-        idx = idx.to(full.device)
+    rows = sample_rows(full, PRECISION_CHECK_ROWS, make_generator(0))
     with full.products_in(dtype):
         if not _agree(pairs.values[picks], _quotients(problem, V), damping):
             return False
-        low = _quotients(full, V, idx)
-    return _agree(low, _quotients(full, V, idx), damping)
+        low = _quotients(rows, V)
+    return _agree(low, _quotients(rows, V), damping)
 
 
 class ArnoldiSolver(BaseSolver):
@@ -340,12 +334,10 @@ class ArnoldiSolver(BaseSolver):
         full = problem
         p = problem.p
         rank = min(self.rank, p)
-        n_rows = problem.X.shape[0]
+        problem = sample_rows(full, self.hessian_rows, generator)
         self.hessian_indices_ = None
-        if self.hessian_rows is not None and self.hessian_rows < n_rows:
-            idx = torch.randperm(n_rows, generator=generator)[: self.hessian_rows]
-            self.hessian_indices_ = idx.numpy()
-            problem = RowSample(problem, idx.to(problem.device))
+        if isinstance(problem, RowSample):
+            self.hessian_indices_ = problem.idx.cpu().numpy()
         m = min(p, rank + self.oversampling)
         self.product_dtype_ = product_dtype(full, self.precision)
         if self.precision == "auto" and m >= p:

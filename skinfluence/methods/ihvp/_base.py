@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator
 
 from ...exceptions import SkinfluenceWarning
 from ...utils._torch import CPUStateMixin, rademacher
-from ._lanczos import _lanczos
+from ._lanczos import _ritz_pairs
 
 __all__ = [
     "AUTO_DAMPING_FRACTION",
@@ -22,6 +22,7 @@ __all__ = [
     "indefinite_damping",
     "product_dtype",
     "resolve_damping",
+    "sample_rows",
 ]
 
 # damping="auto": this fraction of the Hessian's mean eigenvalue (trace / p).
@@ -55,7 +56,7 @@ def extreme_eigenvalues(problem, generator=None, n_steps=SPECTRUM_STEPS):
     :func:`resolve_damping` covers the rest.
     """
     with reusing_graphs(problem):
-        evals, _ = _lanczos(problem, min(problem.p, n_steps), generator)
+        evals = _ritz_pairs(problem, min(problem.p, n_steps), generator).values
     return float(evals.min()), float(evals.max())
 
 
@@ -286,11 +287,23 @@ class BaseSolver(CPUStateMixin, BaseEstimator):
         )
 
 
+def sample_rows(problem, max_rows, generator=None):
+    """The Hessian of at most ``max_rows`` training rows of ``problem``,
+    drawn at random without replacement (a :class:`RowSample`), or
+    ``problem`` itself when it has no more rows or ``max_rows`` is ``None``."""
+    n = problem.X.shape[0]
+    if max_rows is None or n <= max_rows:
+        return problem
+    idx = torch.randperm(n, generator=generator)[:max_rows]
+    return RowSample(problem, idx.to(problem.device))
+
+
 class RowSample:
-    """The Hessian of a row sample, rescaled to the mean objective."""
+    """The Hessian of the rows ``idx`` of ``problem``, rescaled to the mean
+    objective."""
 
     def __init__(self, problem, idx):
-        self._problem, self._idx = problem, idx
+        self._problem, self.idx = problem, idx
         self.p, self.dtype, self.device = problem.p, problem.dtype, problem.device
         self.layout = problem.layout
 
@@ -302,7 +315,7 @@ class RowSample:
         return self._problem.reuse_graph()
 
     def hvp(self, V):
-        return self._problem.hvp(V, idx=self._idx)
+        return self._problem.hvp(V, idx=self.idx)
 
     def signed_gradients(self, n_probes, generator=None):
-        return self._problem.signed_gradients(n_probes, generator, idx=self._idx)
+        return self._problem.signed_gradients(n_probes, generator, idx=self.idx)

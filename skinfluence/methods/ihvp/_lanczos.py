@@ -2,7 +2,7 @@
 
 import torch
 
-__all__ = ["RitzPairs", "_lanczos", "_ritz_pairs"]
+__all__ = ["RitzPairs", "_ritz_pairs"]
 
 # A new Krylov direction whose norm after orthogonalisation is below this
 # fraction of the operator's scale lies in the space already spanned.
@@ -34,13 +34,6 @@ class RitzPairs:
         """Ritz vectors ``(p, len(idx))`` (all of them for ``None``)."""
         S = self._coefficients if idx is None else self._coefficients[:, idx]
         return self._basis.T @ S.to(self._basis)
-
-
-def _lanczos(problem, m, generator, block=1, start=None):
-    """Ritz pairs of the mean Hessian from an ``m``-dimensional Krylov space:
-    ``(values (m,), vectors (p, m))``, float64 (see :func:`_ritz_pairs`)."""
-    pairs = _ritz_pairs(problem, m, generator, block, start)
-    return pairs.values, pairs.vectors().to(torch.float64)
 
 
 def _ritz_pairs(problem, m, generator, block=1, start=None):
