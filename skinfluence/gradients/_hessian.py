@@ -1,6 +1,7 @@
 """Hessian-vector products and explicit Hessians of the training objective."""
 
 import contextlib
+import copy
 
 import torch
 from torch.func import functional_call, grad
@@ -40,6 +41,10 @@ class HessianProblem:
         self.theta = layout.flatten({k: view.params[k] for k in layout.names})
         self._base = {k: v for k, v in view.params.items() if k not in layout.names}
         self.n_hvp = 0
+        # A penalty declared as L2 has a constant diagonal Hessian, added to
+        # each product directly rather than differentiated twice.
+        diagonal = getattr(view.penalty, "hessian_diagonal", None)
+        self._penalty_diag = None if diagonal is None else diagonal(layout, self.theta)
         # ``None``: every product redoes its forward and first backward
         # pass; a dict while :meth:`reuse_graph` is active.
         self._graphs = None
@@ -140,12 +145,17 @@ class HessianProblem:
     def _flatten_batched(self, leaves, grads, m):
         """Flat (m, p) from autograd results batched over ``m`` vectors; a
         ``None`` (no dependence) is zeros, which ``materialize_grads`` would
-        give without the batch dimension."""
-        parts = {
-            name: g.detach() if g is not None else leaf.new_zeros(m, *leaf.shape)
-            for name, leaf, g in zip(self.layout.names, leaves, grads)
-        }
-        return self.layout.flatten(parts, batch_dims=1)
+        give without the batch dimension. Written into one new tensor: a
+        one-row product is short enough for each extra temporary of its
+        size to show."""
+        out = torch.empty(m, self.p, dtype=self.dtype, device=self.device)
+        views = self.layout.unflatten(out)
+        for name, g in zip(self.layout.names, grads):
+            if g is None:
+                views[name].zero_()
+            else:
+                views[name].copy_(g.detach())
+        return out
 
     def _leaves(self):
         """All parameters, with fresh leaves that require grad for the subset."""
@@ -158,8 +168,9 @@ class HessianProblem:
         return params, leaves
 
     def _hvp_pass(self, U, x, t, weight, with_penalty):
-        """``weight * H_rows U`` (+ the penalty's Hessian times ``U``) on the
-        sum scale for the tangent dict ``U`` of ``m`` stacked vectors.
+        """``weight * H_rows U`` (+ the penalty's Hessian times ``U``, unless
+        it is added in closed form) on the sum scale for the tangent dict
+        ``U`` of ``m`` stacked vectors.
 
         One forward pass, a backward pass that keeps its graph, and one
         double-backward pass batched over the ``m`` vectors
@@ -187,7 +198,7 @@ class HessianProblem:
         with torch.enable_grad():
             out = self._forward(params, x)
             value = self.view.loss(out, t).sum() * weight
-            if with_penalty:
+            if with_penalty and self._penalty_diag is None:
                 penalty = self.view.penalty_value(params)
                 if penalty is not None:
                     value = value + penalty
@@ -228,6 +239,28 @@ class HessianProblem:
                     allow_unused=True,
                 )
         return self._flatten_batched(leaves, res, m)
+
+    def module_bytes(self):
+        """Memory of one copy of the model (parameters and buffers)."""
+        module = self.view.module
+        tensors = [*module.parameters(), *module.buffers()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def replica(self):
+        """This problem with a private copy of the model, for products run
+        in another thread at the same time.
+
+        A functional call swaps the module's parameters for the call's own
+        while it runs, so two threads calling one module would each see the
+        other's leaves. The replica shares the data and every tensor but
+        the module's, keeps no graphs and counts its products from zero.
+        """
+        clone = copy.copy(self)
+        clone.view = copy.copy(self.view)
+        clone.view.module = copy.deepcopy(self.view.module)
+        clone.n_hvp = 0
+        clone._graphs = None
+        return clone
 
     def _row_bytes(self):
         # The working set per row and vector is its activations (about the
@@ -348,8 +381,11 @@ class HessianProblem:
         else:
             weight = self.X.shape[0] / len(idx)
             out = self._hvp_pass(U, self.X[idx], self.T[idx], weight, True)
+        # ``out`` is this call's own tensor: updated in place.
+        if self._penalty_diag is not None:
+            out.addcmul_(V, self._penalty_diag)
         self.n_hvp += V.shape[0]
-        out = out / self.n
+        out.div_(self.n)
         return out[0] if squeeze else out
 
     def hessian(self, block=256):

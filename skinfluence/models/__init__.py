@@ -16,12 +16,13 @@ from ._adapters import (
     unwrap,
 )
 from ._skorch import MLPModule
-from ._view import ModelView
+from ._view import L2Penalty, ModelView
 
 __all__ = [
     "FINE_TUNABLE",
     "SUPPORTED",
     "FrozenAdapter",
+    "L2Penalty",
     "MLPModule",
     "ModelAdapter",
     "ModelView",

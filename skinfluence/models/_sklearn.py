@@ -16,7 +16,7 @@ from ._losses import (
     softmax_proba,
     squared_error,
 )
-from ._view import ModelView
+from ._view import L2Penalty, ModelView
 
 
 def _linear(coef, intercept, device, dtype):
@@ -36,11 +36,7 @@ def _linear(coef, intercept, device, dtype):
 
 def _l2(names, strength):
     """``strength * sum ||params[name]||^2``."""
-
-    def penalty(params):
-        return strength * sum((params[n] ** 2).sum() for n in names)
-
-    return penalty
+    return L2Penalty(names, strength)
 
 
 def logistic_penalty_strength(est):

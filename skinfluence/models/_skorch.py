@@ -8,7 +8,7 @@ from torch import nn
 
 from ..exceptions import UnsupportedEstimatorError
 from ._losses import class_index_encoder, softmax_proba
-from ._view import ModelView
+from ._view import L2Penalty, ModelView
 
 
 class MLPModule(nn.Module):
@@ -167,11 +167,7 @@ def skorch_view(net, n_train, device, dtype):
 
     wd = _weight_decay(net)
     names = [n for n, _ in module.named_parameters()]
-    penalty = None
-    if wd > 0:
-
-        def penalty(params):
-            return n_train * wd / 2.0 * sum((params[n] ** 2).sum() for n in names)
+    penalty = L2Penalty(names, n_train * wd / 2.0) if wd > 0 else None
 
     if classifier:
         encode = class_index_encoder(device)

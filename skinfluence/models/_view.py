@@ -3,7 +3,46 @@
 import torch
 from torch.func import functional_call
 
-__all__ = ["ModelView"]
+__all__ = ["L2Penalty", "ModelView"]
+
+
+class L2Penalty:
+    """The penalty ``strength * sum ||params[name]||^2`` over ``names``.
+
+    A plain callable as far as :class:`ModelView` is concerned; declaring
+    the penalty this way also tells Hessian-vector products that its
+    Hessian is the constant diagonal ``2 * strength`` on those parameters,
+    which they then add directly instead of differentiating it twice at
+    every product (about a sixth of a one-row LiSSA step on a small net).
+
+    Parameters
+    ----------
+    names : list of str
+        Names of the penalised parameters.
+    strength : float
+        Coefficient on the sum scale of the training objective.
+    """
+
+    def __init__(self, names, strength):
+        self.names = list(names)
+        self.strength = float(strength)
+
+    def __call__(self, params):
+        return self.strength * sum((params[n] ** 2).sum() for n in self.names)
+
+    def hessian_diagonal(self, layout, like):
+        """The penalty's (constant) Hessian diagonal in ``layout``'s flat
+        order, a (p,) tensor with the dtype and device of ``like``;
+        parameters outside the layout are held fixed and do not appear."""
+        flat = torch.zeros(layout.p, dtype=like.dtype, device=like.device)
+        parts = layout.unflatten(flat)
+        for name in self.names:
+            if name in parts:
+                parts[name].fill_(2.0 * self.strength)
+        return flat
+
+    def __repr__(self):
+        return f"L2Penalty(names={self.names!r}, strength={self.strength:g})"
 
 
 class ModelView:
@@ -28,7 +67,8 @@ class ModelView:
         ``loss(output, target) -> Tensor (n,)``, the per-row training loss.
     penalty : callable or None
         ``penalty(params) -> scalar`` on the sum scale, with ``params`` the
-        dict of all named parameters.
+        dict of all named parameters. An :class:`L2Penalty` has its Hessian
+        added in closed form by Hessian-vector products.
     n_train : int
         Number of rows the training objective sums over.
     task : {"classification", "regression"}

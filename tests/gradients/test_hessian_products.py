@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from skinfluence.gradients import HessianProblem, ParamLayout
-from skinfluence.models import ModelView
+from skinfluence.models import L2Penalty, ModelView
 from skinfluence.models._losses import multinomial_loss
 from skinfluence.utils._torch import MemoryBudget
 
@@ -18,6 +18,9 @@ def _view(loss=multinomial_loss, penalty=True, dtype=torch.float64):
     def l2(params):
         return PENALTY * sum((params[k] ** 2).sum() for k in ("0.weight", "2.weight"))
 
+    if penalty == "l2":
+        # Declared as L2: products add its Hessian in closed form.
+        l2 = L2Penalty(["0.weight", "2.weight"], PENALTY)
     return ModelView(
         module,
         loss,
@@ -66,13 +69,14 @@ def _explicit_hessian(view, X, T, rows, weight, penalty=True):
     return torch.stack(rows_of_h)
 
 
-@pytest.mark.parametrize("penalty", [True, False])
+@pytest.mark.parametrize("penalty", [True, "l2", False])
 def test_hvp_matches_explicit_hessian(penalty):
     view = _view(penalty=penalty)
     X, T = _data()
     layout = ParamLayout(view, view.select("all"), X[:2])
     problem = HessianProblem(view, layout, X, T, budget=MemoryBudget(batch_size=7))
-    ref = _explicit_hessian(view, X, T, slice(None), 1.0, penalty)
+    assert (problem._penalty_diag is not None) == (penalty == "l2")
+    ref = _explicit_hessian(view, X, T, slice(None), 1.0, bool(penalty))
     V = torch.randn(5, layout.p, dtype=torch.float64)
     torch.testing.assert_close(problem.hvp(V), V @ ref, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(problem.hvp(V[0]), ref @ V[0], rtol=1e-10, atol=1e-12)
@@ -219,3 +223,77 @@ def test_products_in_bfloat16_are_close_and_kept_graphs_follow_the_precision():
     # A problem in its own dtype runs unchanged.
     with problem.products_in(torch.float32):
         assert rel_err(problem.hvp(V)) < 1e-5
+
+
+def test_l2_penalty_diagonal_covers_only_penalised_layout_parameters():
+    view = _view(penalty="l2")
+    X, _ = _data()
+    layout = ParamLayout(view, view.select("last"), X[:2])
+    diag = view.penalty.hessian_diagonal(layout, torch.zeros(1, dtype=torch.float64))
+    parts = layout.unflatten(diag)
+    # Only the last layer is in the layout; its bias is not penalised.
+    assert set(parts) == {"2.weight", "2.bias"}
+    torch.testing.assert_close(
+        parts["2.weight"], torch.full((C, H), 2 * PENALTY, dtype=torch.float64)
+    )
+    torch.testing.assert_close(parts["2.bias"], torch.zeros(C, dtype=torch.float64))
+    params = {k: v.clone() for k, v in view.params.items()}
+    expected = PENALTY * (
+        (params["0.weight"] ** 2).sum() + (params["2.weight"] ** 2).sum()
+    )
+    torch.testing.assert_close(view.penalty(params), expected)
+
+
+@pytest.mark.parametrize("idx", [None, torch.tensor([3, 7, 11])])
+def test_l2_penalty_in_closed_form_matches_differentiated_penalty(idx):
+    X, T = _data()
+    out = []
+    for penalty in (True, "l2"):
+        view = _view(penalty=penalty)
+        layout = ParamLayout(view, view.select("all"), X[:2])
+        problem = HessianProblem(view, layout, X, T, budget=MemoryBudget(batch_size=7))
+        V = torch.randn(
+            4, layout.p, dtype=torch.float64, generator=torch.Generator().manual_seed(5)
+        )
+        out.append(problem.hvp(V, idx=idx))
+        with problem.reuse_graph():
+            out.append(problem.hvp(V, idx=idx))
+    for other in out[1:]:
+        torch.testing.assert_close(other, out[0], rtol=1e-12, atol=1e-14)
+
+
+def test_a_replica_gives_the_same_products_from_another_thread():
+    import threading
+
+    view = _view(penalty=True)
+    X, T = _data()
+    layout = ParamLayout(view, view.select("all"), X[:2])
+    problem = HessianProblem(view, layout, X, T)
+    replica = problem.replica()
+    assert replica.view.module is not problem.view.module
+    assert replica.X is problem.X and replica.n_hvp == 0
+    for a, b in zip(replica.view.module.parameters(), view.module.parameters()):
+        assert a.data_ptr() != b.data_ptr()
+        torch.testing.assert_close(a, b)
+    V = torch.randn(
+        3, layout.p, dtype=torch.float64, generator=torch.Generator().manual_seed(2)
+    )
+    rows = [torch.tensor([i]) for i in range(N)]
+    expected = [problem.hvp(V, idx=r) for r in rows]
+    results = {}
+
+    def run(which, prob):
+        results[which] = [prob.hvp(V, idx=r) for r in rows * 20]
+
+    # Concurrent products, one problem per thread: each sees its own model.
+    threads = [
+        threading.Thread(target=run, args=(k, prob))
+        for k, prob in enumerate([problem, replica])
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for out in results.values():
+        for k, got in enumerate(out):
+            torch.testing.assert_close(got, expected[k % N], rtol=1e-12, atol=1e-14)

@@ -8,7 +8,7 @@ from skinfluence import InfluenceFunction, InfluenceScorer, LissaSolver
 from skinfluence.exceptions import SolverConvergenceWarning
 from skinfluence.gradients import HessianProblem
 from skinfluence.methods.ihvp import SOLVERS, ExactSolver, _lissa, get_solver
-from skinfluence.utils._torch import make_generator
+from skinfluence.utils._torch import MemoryBudget, make_generator
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +182,79 @@ def test_small_batch_recursion_runs_on_one_thread(logistic, batch_size, expected
         torch.set_num_threads(before)
     assert set(seen) == {expected}
     np.testing.assert_allclose(out, solver.rebind(problem).solve(V), rtol=1e-12)
+
+
+def test_small_batch_recursion_splits_the_vectors_over_threads(logistic, monkeypatch):
+    import threading
+
+    _, _, _, problem = logistic
+    solver = _fit(LissaSolver(depth=6, batch_size=1, scale=50.0), problem, 0.1)
+    seen = []
+
+    class Recording:
+        """The problem, recording which thread asks for how many vectors and
+        on which model."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def replica(self):
+            return Recording(self.inner.replica())
+
+        def hvp(self, V, idx=None):
+            module = id(self.inner.view.module)
+            seen.append((threading.get_ident(), module, V.shape[0]))
+            return self.inner.hvp(V, idx=idx)
+
+    V = torch.randn(3, problem.p, dtype=problem.dtype, generator=make_generator(4))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert _lissa.column_groups(problem, 3) == 2
+        assert _lissa.column_groups(problem, 1) == 1
+        with problem.reuse_graph():
+            # Kept graphs are a cache the threads would share.
+            assert _lissa.column_groups(problem, 3) == 1
+        recording = Recording(problem)
+        n_hvp = recording.n_hvp
+        split = solver.rebind(recording).solve(V)
+        # Every product is counted on the caller's problem.
+        assert recording.n_hvp - n_hvp == 6 * 3
+    finally:
+        torch.set_num_threads(before)
+    # Two threads, one per group of vectors (2 and 1), each for every step
+    # and each on its own copy of the model.
+    threads = {}
+    for ident, module, k in seen:
+        threads.setdefault(ident, set()).add((module, k))
+    assert len(threads) == 2
+    assert all(len(v) == 1 for v in threads.values())
+    (a,), (b,) = threads.values()
+    assert a[0] != b[0] and sorted([a[1], b[1]]) == [1, 2]
+    assert len(seen) == 2 * 6
+    monkeypatch.setattr(_lissa, "column_groups", lambda problem, n: 1)
+    whole = solver.rebind(problem).solve(V)
+    np.testing.assert_allclose(split, whole, rtol=1e-10, atol=1e-14)
+
+
+def test_column_groups_fit_the_memory_budget(logistic, monkeypatch):
+    _, _, _, problem = logistic
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        assert _lissa.column_groups(problem, 10) == 4
+        # Room for one copy of the model beside the problem's own: 2 groups.
+        one = MemoryBudget(memory_budget=problem.module_bytes())
+        monkeypatch.setattr(problem, "budget", one)
+        assert _lissa.column_groups(problem, 10) == 2
+        less = MemoryBudget(memory_budget=problem.module_bytes() - 1)
+        monkeypatch.setattr(problem, "budget", less)
+        assert _lissa.column_groups(problem, 10) == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_row_top_eigenvalue_is_the_largest_single_row_curvature(logistic):

@@ -227,5 +227,7 @@ def _penalty_diagonal(problem):
     supported estimator), or None without a penalty."""
     if problem.view.penalty is None:
         return None
+    if getattr(problem, "_penalty_diag", None) is not None:
+        return problem._penalty_diag / problem.n
     ones = torch.ones(problem.p, dtype=problem.dtype, device=problem.device)
     return jvp(grad(problem._penalty_term), (problem.theta,), (ones,))[1] / problem.n
