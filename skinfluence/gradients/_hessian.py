@@ -142,14 +142,17 @@ class HessianProblem:
         and 28 ms against 50 ms for 4 signed gradient sums."""
         return self.device.type != "cpu"
 
-    def _flatten_batched(self, leaves, grads, m):
+    def _flatten_batched(self, leaves, grads, m, into=None):
         """Flat (m, p) from autograd results batched over ``m`` vectors; a
         ``None`` (no dependence) is zeros, which ``materialize_grads`` would
-        give without the batch dimension. Written into one new tensor: a
-        one-row product is short enough for each extra temporary of its
-        size to show."""
-        out = torch.empty(m, self.p, dtype=self.dtype, device=self.device)
-        views = self.layout.unflatten(out)
+        give without the batch dimension. Written into one tensor, new or
+        the ``(tensor, views)`` pair ``into``: a one-row product is short
+        enough for each extra temporary (and each torch call) to show."""
+        if into is None:
+            out = torch.empty(m, self.p, dtype=self.dtype, device=self.device)
+            views = self.layout.unflatten(out)
+        else:
+            out, views = into
         for name, g in zip(self.layout.names, grads):
             if g is None:
                 views[name].zero_()
@@ -207,15 +210,18 @@ class HessianProblem:
             )
         return leaves, grads
 
-    def _second_backward(self, leaves, grads, U, keep_graph):
+    def _second_backward(self, leaves, grads, U, keep_graph, into=None):
         """``H U`` on the sum scale from one chunk's gradient graph, for the
-        tangent dict ``U`` of ``m`` stacked vectors."""
+        tangent dict ``U`` of ``m`` stacked vectors (written into ``into``,
+        a ``(tensor, views)`` pair, when given)."""
         names = self.layout.names
         # A gradient that does not depend on the parameters contributes
         # nothing to the Hessian.
         keep = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
         m = next(iter(U.values())).shape[0]
         if not keep:
+            if into is not None:
+                return into[0].zero_()
             return torch.zeros(m, self.p, dtype=self.dtype, device=self.device)
         with torch.enable_grad():
             if m == 1 and keep_graph:
@@ -238,7 +244,7 @@ class HessianProblem:
                     retain_graph=keep_graph,
                     allow_unused=True,
                 )
-        return self._flatten_batched(leaves, res, m)
+        return self._flatten_batched(leaves, res, m, into)
 
     def module_bytes(self):
         """Memory of one copy of the model (parameters and buffers)."""
@@ -381,12 +387,46 @@ class HessianProblem:
         else:
             weight = self.X.shape[0] / len(idx)
             out = self._hvp_pass(U, self.X[idx], self.T[idx], weight, True)
-        # ``out`` is this call's own tensor: updated in place.
+        out = self._finish(out, V)
+        return out[0] if squeeze else out
+
+    def _finish(self, out, V):
+        """The sum-scale data term ``out`` (this call's own tensor, updated in
+        place) to the mean-scale product: the penalty's closed-form term
+        added, divided by ``n``; the products counted."""
         if self._penalty_diag is not None:
             out.addcmul_(V, self._penalty_diag)
         self.n_hvp += V.shape[0]
-        out.div_(self.n)
-        return out[0] if squeeze else out
+        return out.div_(self.n)
+
+    def products_on(self, V):
+        """``apply(idx)``: the mean-Hessian products ``H_idx V^T`` (k, p) on
+        the training rows ``idx``, as :meth:`hvp` gives them, for whatever
+        the (k, p) tensor ``V`` holds at the call.
+
+        For recursions that update ``V`` in place and take a product at
+        every step (LiSSA): the views of ``V`` that autograd takes as
+        tangents, and the result tensor with its views, are made once, and
+        every call overwrites that one result. The graphs of
+        :meth:`reuse_graph` are not used (each step has its own rows).
+        """
+        if V.dim() != 2 or V.shape[1] != self.p or V.dtype != self.dtype:
+            raise ValueError(
+                f"products_on needs a (k, {self.p}) tensor of dtype {self.dtype}; "
+                f"got shape {tuple(V.shape)} and dtype {V.dtype}."
+            )
+        tangents = self.layout.unflatten(V)
+        out = torch.empty_like(V)
+        into = (out, self.layout.unflatten(out))
+        n_rows = self.X.shape[0]
+
+        def apply(idx):
+            x, t = self.X[idx], self.T[idx]
+            leaves, grads = self._graph(x, t, n_rows / len(idx), True)
+            self._second_backward(leaves, grads, tangents, False, into)
+            return self._finish(out, V)
+
+        return apply
 
     def hessian(self, block=256):
         """The explicit (p, p) mean Hessian, symmetrised."""

@@ -297,3 +297,27 @@ def test_a_replica_gives_the_same_products_from_another_thread():
     for out in results.values():
         for k, got in enumerate(out):
             torch.testing.assert_close(got, expected[k % N], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("penalty", [True, "l2"])
+def test_products_on_follow_the_tensor_as_it_changes(penalty):
+    view = _view(penalty=penalty)
+    X, T = _data()
+    layout = ParamLayout(view, view.select("all"), X[:2])
+    problem = HessianProblem(view, layout, X, T)
+    g = torch.Generator().manual_seed(3)
+    h = torch.randn(3, layout.p, dtype=torch.float64, generator=g)
+    apply = problem.products_on(h)
+    for rows in ([4], [0, 9, 17], [5]):
+        idx = torch.tensor(rows)
+        ref = _explicit_hessian(view, X, T, idx, N / len(rows), bool(penalty))
+        expected = h @ ref
+        got = apply(idx)
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(problem.hvp(h, idx=idx), expected)
+        # The next step's vectors, written in place, as LiSSA does.
+        h.mul_(0.5).add_(torch.randn(h.shape, dtype=h.dtype, generator=g))
+    with pytest.raises(ValueError, match="products_on needs a"):
+        problem.products_on(h[0])
+    with pytest.raises(ValueError, match="dtype"):
+        problem.products_on(h.float())

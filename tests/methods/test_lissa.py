@@ -204,10 +204,15 @@ def test_small_batch_recursion_splits_the_vectors_over_threads(logistic, monkeyp
         def replica(self):
             return Recording(self.inner.replica())
 
-        def hvp(self, V, idx=None):
+        def products_on(self, V):
+            apply = self.inner.products_on(V)
             module = id(self.inner.view.module)
-            seen.append((threading.get_ident(), module, V.shape[0]))
-            return self.inner.hvp(V, idx=idx)
+
+            def recorded(idx):
+                seen.append((threading.get_ident(), module, V.shape[0]))
+                return apply(idx)
+
+            return recorded
 
     V = torch.randn(3, problem.p, dtype=problem.dtype, generator=make_generator(4))
     before = torch.get_num_threads()
