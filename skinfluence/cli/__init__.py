@@ -263,6 +263,11 @@ def _print_warning(message, category, filename, lineno, file=None, line=None):
 def main(argv=None):
     """Run the ``skinfluence`` command; returns the exit status."""
     parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        # No command at all: the full help, which lists the commands, rather
+        # than argparse's one-line complaint; still a usage error.
+        parser.print_help(sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     from ..exceptions import SkinfluenceDeprecationWarning

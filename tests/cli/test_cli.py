@@ -359,6 +359,15 @@ def test_bad_option_values_are_usage_errors(small_csv, capsys, argv, needle):
     assert rc == 2 and needle in err and "Traceback" not in err
 
 
+def test_no_command_prints_the_help_and_is_a_usage_error(capsys):
+    rc = main([])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == ""
+    for command in ("find-label-issues", "explain", "select", "demo"):
+        assert command in err
+    assert "usage: skinfluence" in err and "Traceback" not in err
+
+
 def test_image_shape_must_match_the_columns(small_csv, capsys):
     rc = run("find-label-issues", small_csv, "--target", "tier", "--image-shape", "8x8")
     one_error(capsys, 2, rc, "64 pixels", "5 feature columns")
