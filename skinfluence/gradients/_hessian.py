@@ -157,7 +157,7 @@ class HessianProblem:
             if g is None:
                 views[name].zero_()
             else:
-                views[name].copy_(g.detach())
+                views[name].copy_(g.detach() if g.requires_grad else g)
         return out
 
     def _leaves(self):
@@ -194,10 +194,12 @@ class HessianProblem:
             out = functional_call(self.view.module, params, (x,))
         return out.to(self.dtype)
 
-    def _graph(self, x, t, weight, with_penalty):
+    def _graph(self, x, t, weight, with_penalty, prepared=None):
         """``(leaves, gradients)`` of one chunk's objective, the gradients
-        with their graph kept for second backward passes."""
-        params, leaves = self._leaves()
+        with their graph kept for second backward passes; ``prepared`` is a
+        ``(params, leaves)`` pair of :meth:`_leaves` to use again (each
+        graph is new, so its leaves can be those of the last one)."""
+        params, leaves = self._leaves() if prepared is None else prepared
         with torch.enable_grad():
             out = self._forward(params, x)
             value = self.view.loss(out, t).sum() * weight
@@ -406,8 +408,8 @@ class HessianProblem:
 
         For recursions that update ``V`` in place and take a product at
         every step (LiSSA): the views of ``V`` that autograd takes as
-        tangents, and the result tensor with its views, are made once, and
-        every call overwrites that one result. The graphs of
+        tangents, the parameter leaves, and the result tensor with its views
+        are made once, and every call overwrites that one result. The graphs of
         :meth:`reuse_graph` are not used (each step has its own rows).
         """
         if V.dim() != 2 or V.shape[1] != self.p or V.dtype != self.dtype:
@@ -419,10 +421,11 @@ class HessianProblem:
         out = torch.empty_like(V)
         into = (out, self.layout.unflatten(out))
         n_rows = self.X.shape[0]
+        prepared = self._leaves()
 
         def apply(idx):
             x, t = self.X[idx], self.T[idx]
-            leaves, grads = self._graph(x, t, n_rows / len(idx), True)
+            leaves, grads = self._graph(x, t, n_rows / len(idx), True, prepared)
             self._second_backward(leaves, grads, tangents, False, into)
             return self._finish(out, V)
 
