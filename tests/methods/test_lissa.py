@@ -250,7 +250,10 @@ def test_column_groups_fit_the_memory_budget(logistic, monkeypatch):
     before = torch.get_num_threads()
     torch.set_num_threads(4)
     try:
-        assert _lissa.column_groups(problem, 10) == 4
+        assert _lissa.column_groups(problem, 10) == _lissa.MAX_COLUMN_GROUPS == 2
+        monkeypatch.setattr(_lissa, "MAX_COLUMN_GROUPS", 3)
+        assert _lissa.column_groups(problem, 10) == 3
+        monkeypatch.setattr(_lissa, "MAX_COLUMN_GROUPS", 2)
         # Room for one copy of the model beside the problem's own: 2 groups.
         one = MemoryBudget(memory_budget=problem.module_bytes())
         monkeypatch.setattr(problem, "budget", one)

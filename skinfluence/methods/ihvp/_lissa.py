@@ -41,6 +41,10 @@ DIVERGENCE_FACTOR = 10.0
 # Recursions on mini-batches of at most this many rows run on one CPU thread
 # each (see utils._torch.intra_op_threads and column_groups).
 SMALL_BATCH = 8
+# At most this many threads share the vectors of one small-batch recursion:
+# the Python part of a one-row step holds the interpreter lock, so more
+# threads contend for it (measured gains are for two; see column_groups).
+MAX_COLUMN_GROUPS = 2
 
 
 def column_groups(problem, n_vectors):
@@ -51,17 +55,21 @@ def column_groups(problem, n_vectors):
     A one-row product is a chain of tiny kernels that gains nothing from
     intra-op threads, but independent recursions on parts of the vectors
     run side by side: on the token encoder of ``benchmarks/fastif.py`` (one
-    row, 20 vectors, two threads) a LiSSA solve took 2.6 s instead of 3.4 s.
-    One group per torch thread, at most one per vector, and only as many
-    replicas as the memory budget holds; a single group on a GPU (whose
-    kernels are already parallel), for problems that cannot be replicated,
-    and while the problem keeps graphs (:meth:`HessianProblem.reuse_graph`).
+    row, 20 vectors, two threads) a LiSSA solve took 2.7 s instead of 3.3 s.
+    The Python part of each step (about a tenth of it on one thread) holds
+    the interpreter lock, which the threads then wait for, so the split is
+    capped at :data:`MAX_COLUMN_GROUPS` (two: the case measured). One group
+    per torch thread up to that cap, at most one per vector, and only as
+    many replicas as the memory budget holds; a single group on a GPU
+    (whose kernels are already parallel), for problems that cannot be
+    replicated, and while the problem keeps graphs
+    (:meth:`HessianProblem.reuse_graph`).
     """
     if not hasattr(problem, "replica"):
         return 1
     if torch.device(problem.device).type != "cpu" or problem._graphs is not None:
         return 1
-    groups = max(1, min(torch.get_num_threads(), n_vectors))
+    groups = max(1, min(torch.get_num_threads(), n_vectors, MAX_COLUMN_GROUPS))
     while groups > 1 and not problem.budget.can_cache(
         (groups - 1) * problem.module_bytes()
     ):
