@@ -32,13 +32,13 @@ between the two over each query's candidates, and the recall of the
 original's top-10/100 helpful and harmful rows (over all training rows)
 among the candidates.
 
-Run: ``python benchmarks/fastif.py`` (about 13 minutes on 2 idle CPU
+Run: ``python benchmarks/fastif.py`` (about 3 minutes on 2 idle CPU
 cores, most of it FastIF's fit and the original's queries). Run it on an
 idle machine: the original's 128-row products run on every torch thread,
 and a thread descheduled by other load stalls each of their operations,
-while FastIF's one-row steps run on one thread, so load inflates the
-speedup (several times over at a load of 6-8 on 2 cores; see
-benchmarks/README.md). The load average is printed at the start and the
+while FastIF's one-row steps run as independent single-thread recursions
+on parts of the vectors, so load inflates the speedup (several times over
+at a load of 6-8 on 2 cores; see benchmarks/README.md). The load average is printed at the start and the
 end, with a warning when it exceeds half the cores (at the end, besides
 this run's own threads).
 """
@@ -138,7 +138,7 @@ def _warn_if_loaded(when, own=0):
         print(
             f"warning: load average {load:.1f} at the {when} on {os.cpu_count()} "
             "cores: other work slows the original's multi-threaded products far "
-            "more than FastIF's one-thread steps, so the speedups are inflated"
+            "more than FastIF's single-thread steps, so the speedups are inflated"
         )
 
 
