@@ -162,6 +162,11 @@ class LissaSolver(BaseSolver):
     The mini-batches are drawn once in ``fit`` and reused by every
     :meth:`solve`, so the fitted solver is a fixed linear operator: all
     queries, and the self-influence of the training rows, see the same one.
+    Being linear in ``v``, it is also solved column by column: with
+    mini-batches of at most 8 rows on a CPU, the right-hand sides of one
+    solve are split between two threads (when torch has two), each running
+    the recursion for its part on its own copy of the model
+    (:func:`column_groups`); the result is the same.
 
     Parameters
     ----------
