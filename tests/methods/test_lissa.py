@@ -218,6 +218,11 @@ def test_small_batch_recursion_splits_the_vectors_over_threads(logistic, monkeyp
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
+        # A group takes at least MIN_GROUP_VECTORS vectors ...
+        assert _lissa.column_groups(problem, 2 * _lissa.MIN_GROUP_VECTORS - 1) == 1
+        assert _lissa.column_groups(problem, 2 * _lissa.MIN_GROUP_VECTORS) == 2
+        # ... here one, so that three vectors split into groups of 2 and 1.
+        monkeypatch.setattr(_lissa, "MIN_GROUP_VECTORS", 1)
         assert _lissa.column_groups(problem, 3) == 2
         assert _lissa.column_groups(problem, 1) == 1
         with problem.reuse_graph():
@@ -250,17 +255,17 @@ def test_column_groups_fit_the_memory_budget(logistic, monkeypatch):
     before = torch.get_num_threads()
     torch.set_num_threads(4)
     try:
-        assert _lissa.column_groups(problem, 10) == _lissa.MAX_COLUMN_GROUPS == 2
+        assert _lissa.column_groups(problem, 30) == _lissa.MAX_COLUMN_GROUPS == 2
         monkeypatch.setattr(_lissa, "MAX_COLUMN_GROUPS", 3)
-        assert _lissa.column_groups(problem, 10) == 3
+        assert _lissa.column_groups(problem, 30) == 3
         monkeypatch.setattr(_lissa, "MAX_COLUMN_GROUPS", 2)
         # Room for one copy of the model beside the problem's own: 2 groups.
         one = MemoryBudget(memory_budget=problem.module_bytes())
         monkeypatch.setattr(problem, "budget", one)
-        assert _lissa.column_groups(problem, 10) == 2
+        assert _lissa.column_groups(problem, 30) == 2
         less = MemoryBudget(memory_budget=problem.module_bytes() - 1)
         monkeypatch.setattr(problem, "budget", less)
-        assert _lissa.column_groups(problem, 10) == 1
+        assert _lissa.column_groups(problem, 30) == 1
     finally:
         torch.set_num_threads(before)
 

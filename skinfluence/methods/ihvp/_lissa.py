@@ -45,6 +45,9 @@ SMALL_BATCH = 8
 # the Python part of a one-row step holds the interpreter lock, so more
 # threads contend for it (measured gains are for two; see column_groups).
 MAX_COLUMN_GROUPS = 2
+# ... and each thread takes at least this many of them: below, the second
+# thread's own forward pass costs more than the vectors it takes over.
+MIN_GROUP_VECTORS = 6
 
 
 def column_groups(problem, n_vectors):
@@ -58,9 +61,16 @@ def column_groups(problem, n_vectors):
     row, 20 vectors, two threads) a LiSSA solve took 2.7 s instead of 3.3 s.
     The Python part of each step (about a tenth of it on one thread) holds
     the interpreter lock, which the threads then wait for, so the split is
-    capped at :data:`MAX_COLUMN_GROUPS` (two: the case measured). One group
-    per torch thread up to that cap, at most one per vector, and only as
-    many replicas as the memory budget holds; a single group on a GPU
+    capped at :data:`MAX_COLUMN_GROUPS` (two: the case measured), and each
+    thread repeats the row's forward pass, so a group takes at least
+    :data:`MIN_GROUP_VECTORS` vectors. Measured with 300 steps on the token
+    encoder and on the tabular MLP of ``benchmarks/fastif.py`` (2,000 rows),
+    one thread against two: 8 vectors 0.54 s against 0.62 s and 0.55 s
+    against 0.61 s (slower split), 12 vectors 0.72 against 0.69 and 0.69
+    against 0.64, 20 vectors 0.89 against 0.76 and 1.01 against 0.79, 40
+    vectors (token encoder) 1.42 against 0.93. One group per torch thread
+    up to that cap, and only as many replicas as the memory budget holds;
+    a single group on a GPU
     (whose kernels are already parallel), for problems that cannot be
     replicated, and while the problem keeps graphs
     (:meth:`HessianProblem.reuse_graph`).
@@ -69,7 +79,8 @@ def column_groups(problem, n_vectors):
         return 1
     if torch.device(problem.device).type != "cpu" or problem._graphs is not None:
         return 1
-    groups = max(1, min(torch.get_num_threads(), n_vectors, MAX_COLUMN_GROUPS))
+    groups = min(torch.get_num_threads(), n_vectors // MIN_GROUP_VECTORS)
+    groups = max(1, min(groups, MAX_COLUMN_GROUPS))
     while groups > 1 and not problem.budget.can_cache(
         (groups - 1) * problem.module_bytes()
     ):
@@ -163,9 +174,9 @@ class LissaSolver(BaseSolver):
     :meth:`solve`, so the fitted solver is a fixed linear operator: all
     queries, and the self-influence of the training rows, see the same one.
     Being linear in ``v``, it is also solved column by column: with
-    mini-batches of at most 8 rows on a CPU, the right-hand sides of one
-    solve are split between two threads (when torch has two), each running
-    the recursion for its part on its own copy of the model
+    mini-batches of at most 8 rows on a CPU, the right-hand sides of a solve
+    of 12 or more are split between two threads (when torch has two), each
+    running the recursion for its part on its own copy of the model
     (:func:`column_groups`); the result is the same.
 
     Parameters
