@@ -70,9 +70,8 @@ def column_groups(problem, n_vectors):
     against 0.64, 20 vectors 0.89 against 0.76 and 1.01 against 0.79, 40
     vectors (token encoder) 1.42 against 0.93. One group per torch thread
     up to that cap, and only as many replicas as the memory budget holds;
-    a single group on a GPU
-    (whose kernels are already parallel), for problems that cannot be
-    replicated, and while the problem keeps graphs
+    a single group on a GPU (whose kernels are already parallel), for
+    problems that cannot be replicated, and while the problem keeps graphs
     (:meth:`HessianProblem.reuse_graph`).
     """
     if not hasattr(problem, "replica"):
