@@ -226,14 +226,14 @@ class HessianProblem:
                 return into[0].zero_()
             return torch.zeros(m, self.p, dtype=self.dtype, device=self.device)
         with torch.enable_grad():
-            if m == 1 and keep_graph:
+            if m == 1:
                 # One vector: a plain backward pass, which skips the cost of
                 # batching.
                 res = torch.autograd.grad(
                     [grads[i] for i in keep],
                     leaves,
                     grad_outputs=[U[names[i]][0] for i in keep],
-                    retain_graph=True,
+                    retain_graph=keep_graph,
                     allow_unused=True,
                 )
                 res = [None if r is None else r.unsqueeze(0) for r in res]
