@@ -250,6 +250,27 @@ def test_small_batch_recursion_splits_the_vectors_over_threads(logistic, monkeyp
     np.testing.assert_allclose(split, whole, rtol=1e-10, atol=1e-14)
 
 
+def test_a_model_that_cannot_be_copied_runs_on_one_thread(logistic, monkeypatch):
+    _, _, _, problem = logistic
+    solver = _fit(LissaSolver(depth=4, batch_size=1, scale=50.0), problem, 0.1)
+    V = torch.randn(2, problem.p, dtype=problem.dtype, generator=make_generator(5))
+    expected = solver.solve(V)
+    monkeypatch.setattr(_lissa, "MIN_GROUP_VECTORS", 1)
+
+    def refuse(self):
+        raise TypeError("cannot pickle this module")
+
+    monkeypatch.setattr(type(problem), "replica", refuse)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert _lissa.column_groups(problem, 2) == 2
+        got = solver.solve(V)
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-14)
+
+
 def test_column_groups_fit_the_memory_budget(logistic, monkeypatch):
     _, _, _, problem = logistic
     before = torch.get_num_threads()

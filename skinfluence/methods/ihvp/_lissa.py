@@ -1,5 +1,6 @@
 """LiSSA: inverse-Hessian-vector products by a stochastic Neumann recursion."""
 
+import copy
 import numbers
 import warnings
 
@@ -414,13 +415,20 @@ class LissaSolver(BaseSolver):
         if batches.shape[-1] > SMALL_BATCH:
             return self._repetitions(problem, V, batches)
         groups = column_groups(problem, V.shape[0])
+        replicas = [problem]
+        if groups > 1:
+            try:
+                replicas += [problem.replica() for _ in range(groups - 1)]
+            except (TypeError, RuntimeError, AttributeError, copy.Error):
+                # A model that cannot be copied runs on one thread.
+                replicas = [problem]
         with intra_op_threads(1, problem.device):
-            if groups == 1:
+            if len(replicas) == 1:
                 return self._repetitions(problem, V, batches)
             # The recursion is linear in V and its mini-batches are fixed, so
             # each column group runs its own recursions, one thread (and one
             # replica of the model) each.
-            replicas = [problem] + [problem.replica() for _ in range(groups - 1)]
+            groups = len(replicas)
             parts = Parallel(n_jobs=groups, backend="threading")(
                 delayed(self._repetitions)(rep, part, batches)
                 for rep, part in zip(replicas, V.tensor_split(groups))
