@@ -244,13 +244,14 @@ def test_l2_penalty_diagonal_covers_only_penalised_layout_parameters():
     torch.testing.assert_close(view.penalty(params), expected)
 
 
+@pytest.mark.parametrize("parameters", ["all", "last"])
 @pytest.mark.parametrize("idx", [None, torch.tensor([3, 7, 11])])
-def test_l2_penalty_in_closed_form_matches_differentiated_penalty(idx):
+def test_l2_penalty_in_closed_form_matches_differentiated_penalty(idx, parameters):
     X, T = _data()
     out = []
     for penalty in (True, "l2"):
         view = _view(penalty=penalty)
-        layout = ParamLayout(view, view.select("all"), X[:2])
+        layout = ParamLayout(view, view.select(parameters), X[:2])
         problem = HessianProblem(view, layout, X, T, budget=MemoryBudget(batch_size=7))
         V = torch.randn(
             4, layout.p, dtype=torch.float64, generator=torch.Generator().manual_seed(5)

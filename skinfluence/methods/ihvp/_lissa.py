@@ -2,6 +2,7 @@
 
 import copy
 import numbers
+import pickle
 import warnings
 
 import torch
@@ -177,7 +178,8 @@ class LissaSolver(BaseSolver):
     mini-batches of at most 8 rows on a CPU, the right-hand sides of a solve
     of 12 or more are split between two threads (when torch has two), each
     running the recursion for its part on its own copy of the model
-    (:func:`column_groups`); the result is the same.
+    (:func:`column_groups`); the result is the same (a recursion that
+    diverges stops in its own group, which warns).
 
     Parameters
     ----------
@@ -419,7 +421,14 @@ class LissaSolver(BaseSolver):
         if groups > 1:
             try:
                 replicas += [problem.replica() for _ in range(groups - 1)]
-            except (TypeError, RuntimeError, AttributeError, copy.Error):
+            except (
+                TypeError,
+                RuntimeError,
+                AttributeError,
+                NotImplementedError,
+                copy.Error,
+                pickle.PicklingError,
+            ):
                 # A model that cannot be copied runs on one thread.
                 replicas = [problem]
         with intra_op_threads(1, problem.device):
@@ -471,7 +480,8 @@ class LissaSolver(BaseSolver):
                         f"damping={lam:g}). Increase scale (e.g. scale="
                         f"{4 * s:.3g}), use a larger batch_size, or add damping.",
                         SolverConvergenceWarning,
-                        stacklevel=5,
+                        # The caller of solve(), in the one-thread case.
+                        stacklevel=6 if mini_batches else 5,
                     )
                     break
         return h / s
