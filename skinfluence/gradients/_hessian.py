@@ -170,10 +170,11 @@ class HessianProblem:
             leaves.append(leaf)
         return params, leaves
 
-    def _hvp_pass(self, U, x, t, weight, with_penalty):
+    def _hvp_pass(self, U, x, t, weight, with_penalty, prepared=None, into=None):
         """``weight * H_rows U`` (+ the penalty's Hessian times ``U``, unless
         it is added in closed form) on the sum scale for the tangent dict
-        ``U`` of ``m`` stacked vectors.
+        ``U`` of ``m`` stacked vectors (``prepared`` leaves and the ``into``
+        result as in :meth:`_graph` and :meth:`_second_backward`).
 
         One forward pass, a backward pass that keeps its graph, and one
         double-backward pass batched over the ``m`` vectors
@@ -181,8 +182,8 @@ class HessianProblem:
         fixed cost per call is far below that of composed ``torch.func``
         transforms, which matters for the one-row products of LiSSA.
         """
-        leaves, grads = self._graph(x, t, weight, with_penalty)
-        return self._second_backward(leaves, grads, U, False)
+        leaves, grads = self._graph(x, t, weight, with_penalty, prepared)
+        return self._second_backward(leaves, grads, U, False, into)
 
     def _forward(self, params, x):
         """The module's output on ``x``, its matrix multiplications in the
@@ -424,9 +425,8 @@ class HessianProblem:
         prepared = self._leaves()
 
         def apply(idx):
-            x, t = self.X[idx], self.T[idx]
-            leaves, grads = self._graph(x, t, n_rows / len(idx), True, prepared)
-            self._second_backward(leaves, grads, tangents, False, into)
+            x, t, weight = self.X[idx], self.T[idx], n_rows / len(idx)
+            self._hvp_pass(tangents, x, t, weight, True, prepared, into)
             return self._finish(out, V)
 
         return apply

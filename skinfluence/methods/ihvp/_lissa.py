@@ -12,7 +12,7 @@ from torch.func import grad, jvp, vmap
 
 from ...exceptions import SolverConvergenceWarning
 from ...utils._torch import intra_op_threads, make_generator
-from ._base import BaseSolver, resolve_damping, reusing_graphs
+from ._base import BaseSolver, resolve_damping, reusing_graphs, sample_rows
 
 __all__ = [
     "LISSA_PRESETS",
@@ -96,17 +96,14 @@ def estimate_top_eigenvalue(problem, generator=None, n_iter=POWER_ITERATIONS):
     Rayleigh quotient of the final iterate (signed: a negative value means
     the Hessian's largest-magnitude eigenvalue is negative).
     """
-    n = problem.X.shape[0]
     generator = generator if generator is not None else make_generator(None)
-    idx = None
-    if n > POWER_ROWS:
-        idx = torch.randperm(n, generator=generator)[:POWER_ROWS].to(problem.device)
+    rows = sample_rows(problem, POWER_ROWS, generator)
     v = torch.randn(problem.p, generator=generator, dtype=torch.float64)
     v = (v / v.norm()).to(device=problem.device, dtype=problem.dtype)
     value = 0.0
-    with reusing_graphs(problem):
+    with reusing_graphs(rows):
         for _ in range(n_iter):
-            w = problem.hvp(v, idx=idx)
+            w = rows.hvp(v)
             value = float(v @ w)
             norm = w.norm()
             if not torch.isfinite(norm) or float(norm) == 0.0:
