@@ -18,6 +18,10 @@ Detectors:
 - ``skinfluence``: ``NoisyLabelFilter()`` with its defaults.
 - ``cleanlab``: ``find_label_issues`` on 5-fold out-of-fold
   LogisticRegression probabilities (ranked by self-confidence).
+- ``cleanlab_hgb``: the same on ``HistGradientBoostingClassifier``'s.
+- ``cleanlab_ensemble``: the same on the mean out-of-fold probabilities of
+  LogisticRegression, HistGradientBoostingClassifier, an RBF ``SVC`` and an
+  ``MLPClassifier((64,))`` -- cleanlab fed by the strongest model at hand.
 - ``captum_tracincp``: Captum ``TracInCP`` self-influence of the detector's
   MLP and optimiser (Adam, weight decay 1e-2) trained on all rows for 20
   epochs, over checkpoints saved after epochs 5, 10, 15, 20.
@@ -52,9 +56,12 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.neural_network import MLPClassifier
+from sklearn.svm import SVC
 
 from skinfluence import NoisyLabelFilter
 from skinfluence.datasets import load_noisy
@@ -88,14 +95,45 @@ def run_skinfluence(X, y, seed):
     return filt.noise_scores_
 
 
-def run_cleanlab(X, y, seed):
+def _cleanlab_scores(models, X, y, seed):
+    """cleanlab's self-confidence ranking of the mean 5-fold out-of-fold
+    probabilities of ``models`` (one list of folds for all of them)."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
     cv = StratifiedKFold(5, shuffle=True, random_state=seed)
-    proba = cross_val_predict(lr(), X, y, cv=cv, method="predict_proba")
+    proba = np.mean(
+        [
+            cross_val_predict(model, X, y, cv=cv, method="predict_proba")
+            for model in models
+        ],
+        axis=0,
+    )
     find_label_issues(y, proba)
     return 1.0 - get_label_quality_scores(y, proba)
+
+
+def strong_models(seed):
+    """What a user would feed cleanlab at its best: gradient boosting, an RBF
+    SVM and an MLP besides the linear model."""
+    return {
+        "lr": lr(),
+        "hgb": HistGradientBoostingClassifier(random_state=seed),
+        "svc": SVC(probability=True, random_state=seed),
+        "mlp": MLPClassifier((64,), alpha=1e-3, max_iter=500, random_state=seed),
+    }
+
+
+def run_cleanlab(X, y, seed):
+    return _cleanlab_scores([lr()], X, y, seed)
+
+
+def run_cleanlab_hgb(X, y, seed):
+    return _cleanlab_scores([strong_models(seed)["hgb"]], X, y, seed)
+
+
+def run_cleanlab_ensemble(X, y, seed):
+    return _cleanlab_scores(list(strong_models(seed).values()), X, y, seed)
 
 
 def train_mlp(X, y, seed, folder, epochs=20, every=5, sgd=False):
@@ -201,6 +239,8 @@ def run_loss_sgd(X, y, seed):
 DETECTORS = {
     "skinfluence": run_skinfluence,
     "cleanlab": run_cleanlab,
+    "cleanlab_hgb": run_cleanlab_hgb,
+    "cleanlab_ensemble": run_cleanlab_ensemble,
     "captum_tracincp": run_captum,
     "captum_fast": run_captum_fast,
     "loss": run_loss,
@@ -226,6 +266,7 @@ def _cache_key(det, arrays, seed):
     for a in arrays:
         h.update(np.ascontiguousarray(a).tobytes())
     code = [lr, downstream, train_mlp, _captum_self_influence, _row_loss, MLPModule]
+    code += [_cleanlab_scores, strong_models]
     if det in DETECTORS:
         code.append(DETECTORS[det])
     for obj in code:
