@@ -70,9 +70,16 @@ def column_groups(problem, n_vectors):
     one thread against two: 8 vectors 0.54 s against 0.62 s and 0.55 s
     against 0.61 s (slower split), 12 vectors 0.72 against 0.69 and 0.69
     against 0.64, 20 vectors 0.89 against 0.76 and 1.01 against 0.79, 40
-    vectors (token encoder) 1.42 against 0.93. One group per torch thread
-    up to that cap, and only as many replicas as the memory budget holds;
-    a single group on a GPU (whose kernels are already parallel), for
+    vectors (token encoder) 1.42 against 0.93. How many vectors pay for the
+    second thread depends on the model: on a 64-64 MLP of two features
+    (``make_moons``, 4,000 rows, ``FastIF()``) the split was slower at 24
+    vectors (1.63 s against 1.47 s) and faster at 48 (1.87 s against
+    2.11 s). Choosing per solve by timing the first steps both ways was
+    tried and rejected: on a shared two-core machine the timings were too
+    noisy, and on the token encoder it kept one thread where the split is
+    faster (0.275 s per query against 0.17-0.21 s). One group per torch
+    thread up to that cap, and only as many replicas as the memory budget
+    holds; a single group on a GPU (whose kernels are already parallel), for
     problems that cannot be replicated, and while the problem keeps graphs
     (:meth:`HessianProblem.reuse_graph`).
     """
