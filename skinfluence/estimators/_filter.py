@@ -251,7 +251,11 @@ class NoisyLabelFilter(
     n_repeats : int, default=3
         Repetitions of the cross-fitting with fresh folds and seeds; the
         signals are averaged. Three repeats cost three times one and rank
-        the rows more steadily; use 1 for speed.
+        the rows more steadily; use 1 for speed, more where the fits are
+        cheap: on ``benchmarks/detector_spread.py`` (seeds 0-3) the mean
+        average precision was 0.8135 with 3 repeats, 0.8164 with 5 (better
+        on 15 of the 17 problems) and 0.8190 with 10, for 1.9 and 3.6 times
+        the time.
     signals : list of {"proba", "influence", "neighbors", "input_neighbors", \
             "self_influence"}, default=("proba", "influence", "input_neighbors")
         Signals combined into the noise score (see above); by default the
