@@ -16,7 +16,7 @@ refitted after dropping the detector's top-k rows; cleanlab's
 Detectors:
 
 - ``skinfluence``: ``NoisyLabelFilter()`` with its defaults.
-- ``cleanlab``: ``find_label_issues`` on 5-fold out-of-fold
+- ``cleanlab``: self-confidence label quality (``get_label_quality_scores``) of 5-fold out-of-fold
   LogisticRegression probabilities (ranked by self-confidence).
 - ``cleanlab_hgb``: the same on ``HistGradientBoostingClassifier``'s.
 - ``cleanlab_ensemble``: the same on the mean out-of-fold probabilities of
@@ -98,7 +98,6 @@ def run_skinfluence(X, y, seed):
 def _cleanlab_scores(models, X, y, seed):
     """cleanlab's self-confidence ranking of the mean 5-fold out-of-fold
     probabilities of ``models`` (one list of folds for all of them)."""
-    from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
     cv = StratifiedKFold(5, shuffle=True, random_state=seed)
@@ -109,7 +108,6 @@ def _cleanlab_scores(models, X, y, seed):
         ],
         axis=0,
     )
-    find_label_issues(y, proba)
     return 1.0 - get_label_quality_scores(y, proba)
 
 
